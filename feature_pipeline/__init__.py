@@ -1,0 +1,1 @@
+"""Program 1 of three: raw data -> feature groups."""

@@ -1,0 +1,1 @@
+"""Models (two-tower retrieval, CatBoost ranker), their metrics, baselines and reports."""
