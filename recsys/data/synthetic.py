@@ -26,6 +26,9 @@ from recsys.errors import RecsysError
 START = np.datetime64("2018-09-20", "D")  # H&M's first transaction day
 N_DAYS = 734  # 2018-09-20 .. 2020-09-22, as in H&M
 SPEC_FILE = Path(__file__).parent / "specs" / "synthetic.yaml"
+# Share of the catalogue (and, through the customers' base preferences, of sales) by index group and type.
+GROUP_SIZE = np.array([0.32, 0.15, 0.25, 0.20, 0.08])
+TYPE_WEIGHT = np.array([p.weight for p in tx.PRODUCT_TYPES])
 
 
 @dataclass(frozen=True)
@@ -106,12 +109,10 @@ def _hex_ids(rng: np.random.Generator, n: int, n_bytes: int = 32) -> pl.Series:
 def _catalogue(rng: np.random.Generator, n_articles: int, n_weeks: int) -> tuple[pl.DataFrame, dict]:
     """Products and their colour variants: attributes for articles.csv and the latent article parameters."""
     categories = np.argwhere(TYPE_MASK)  # (index group, type) pairs that exist
-    group_size = np.array([0.32, 0.15, 0.25, 0.20, 0.08])
-    type_weight = np.array([p.weight for p in tx.PRODUCT_TYPES])
-    cat_weight = group_size[categories[:, 0]] * type_weight[categories[:, 1]]
+    cat_weight = GROUP_SIZE[categories[:, 0]] * TYPE_WEIGHT[categories[:, 1]]
     cat_weight = cat_weight / cat_weight.sum()
 
-    n_products = max(len(categories), int(round(n_articles / 2.7)))
+    n_products = max(len(categories), round(n_articles / 2.7))
     # One evergreen product per category first, so every category always has something on sale.
     product_cat = np.concatenate(
         [np.arange(len(categories)), rng.choice(len(categories), n_products - len(categories), p=cat_weight)]
@@ -139,7 +140,7 @@ def _catalogue(rng: np.random.Generator, n_articles: int, n_weeks: int) -> tuple
     art_group, art_type = cat[:, 0].astype(np.int8), cat[:, 1].astype(np.int8)
 
     # Popularity: a heavy-tailed product effect plus a smaller variant effect (long tail of sales).
-    product_pop = rng.normal(0.0, 1.25, n_products)
+    product_pop = rng.normal(0.0, 1.6, n_products)
     art_pop = (product_pop[product_of_article] + rng.normal(0.0, 0.45, n_articles)).astype(np.float32)
 
     base_price = np.array([p.price for p in tx.PRODUCT_TYPES])[art_type]
@@ -271,11 +272,13 @@ def _customers(rng: np.random.Generator, n: int) -> tuple[pl.DataFrame, dict, np
     cohort = np.searchsorted(COHORT_EDGES, age, side="right")
     male = rng.random(n) < 0.18
 
-    ig = COHORT_INDEX_GROUP[cohort] + rng.normal(0.0, 1.0, (n, N_INDEX_GROUPS)).astype(np.float32)
+    base_ig = np.log(GROUP_SIZE / GROUP_SIZE.mean()).astype(np.float32)
+    ig = base_ig + COHORT_INDEX_GROUP[cohort] + rng.normal(0.0, 1.0, (n, N_INDEX_GROUPS)).astype(np.float32)
     ig[:, 1] += np.where(male, 3.0, -1.5).astype(np.float32)
     ig[:, 0] -= np.where(male, 3.0, 0.0).astype(np.float32)
     cohort_type = np.random.default_rng(7).normal(0.0, 0.5, (len(COHORT_EDGES) + 1, N_TYPES))
-    taste = (cohort_type[cohort] + rng.normal(0.0, 1.0, (n, N_TYPES))).astype(np.float32)
+    base_type = np.log(TYPE_WEIGHT / TYPE_WEIGHT.mean())
+    taste = (base_type + cohort_type[cohort] + rng.normal(0.0, 1.0, (n, N_TYPES))).astype(np.float32)
     colour_pop = np.array([c[6] for c in tx.COLOURS], dtype=np.float32)
     colour = (colour_pop[None, :] + rng.normal(0.0, 1.0, (n, N_COLOURS))).astype(np.float32)
     segment = rng.choice(N_SEGMENTS, n, p=[0.35, 0.45, 0.20]).astype(np.int8)

@@ -38,7 +38,10 @@ def brute_force_probabilities(lat: LatentModel, tiny: SyntheticData, c: int, day
         if age < 0:
             return 0.0
         life = 1.0 if math.isinf(lat.art_lifetime[a]) else math.exp(-age / float(lat.art_lifetime[a]))
-        return math.exp(float(lat.art_popularity[a]) + float(lat.segment_price_coef[seg]) * float(lat.art_zprice[a])) * life
+        return (
+            math.exp(float(lat.art_popularity[a]) + float(lat.segment_price_coef[seg]) * float(lat.art_zprice[a]))
+            * life
+        )
 
     groups = [math.exp(float(x)) for x in lat.cust_index_group[c]]
     p_group = [x / sum(groups) for x in groups]
@@ -55,7 +58,9 @@ def brute_force_probabilities(lat: LatentModel, tiny: SyntheticData, c: int, day
         mass = {}
         for b in in_type:
             mass[int(lat.art_colour[b])] = mass.get(int(lat.art_colour[b]), 0.0) + weight(b)
-        col_e = {k: math.exp(float(lat.cust_colour[c, k]) + float(lat.colour_season[week, k])) * m for k, m in mass.items()}
+        col_e = {
+            k: math.exp(float(lat.cust_colour[c, k]) + float(lat.colour_season[week, k])) * m for k, m in mass.items()
+        }
         p_colour = col_e[col] / sum(col_e.values())
         fresh.append(p_group[g] * p_type * p_colour * weight(a) / mass[col])
 

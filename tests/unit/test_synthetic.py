@@ -96,5 +96,5 @@ def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
 
 
 def test_unknown_preset_is_a_clear_error() -> None:
-    with pytest.raises(RecsysError, match="unknown preset 'huge'.*tiny, small, hm"):
+    with pytest.raises(RecsysError, match=r"unknown preset 'huge'.*tiny, small, hm"):
         get_preset("huge")
