@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_result  # noqa: E402
+from _common import write_result
 
 CODE = (
     "import sys, time; from pathlib import Path; from recsys.data.synthetic import generate; "

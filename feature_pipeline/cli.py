@@ -22,7 +22,6 @@ def generate(
 ) -> None:
     """Generate a synthetic H&M-shaped data set with known ground truth (Parquet + spec + latent model)."""
     from recsys.data.describe import describe, render_description
-
     from recsys.data.sources import synthetic_dir
     from recsys.data.spec import load_spec, read_dataset
     from recsys.data.synthetic import generate as generate_data
@@ -51,7 +50,6 @@ def describe_command(
 ) -> None:
     """Summarise a data set: row counts, date range, sparsity, activity, repurchases, top categories."""
     from recsys.data.describe import describe, render_description
-
     from recsys.data.sources import load_dataset
 
     settings = load_settings(home=home, seed=seed)
