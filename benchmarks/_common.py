@@ -36,17 +36,37 @@ def machine() -> dict[str, object]:
     }
 
 
-def write_result(name: str, parameters: dict, results: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` and return its path."""
+def write_result(
+    name: str,
+    parameters: dict,
+    medians: dict[str, float],
+    targets: dict[str, float] | None = None,
+    details: dict | None = None,
+) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (medians, targets, ratios) and print one line per measure.
+
+    A target is an upper bound: ``ratio_to_target`` <= 1 means it was met.
+    """
+    targets = targets or {}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    ratios = {key: round(medians[key] / limit, 3) for key, limit in targets.items() if key in medians}
     payload = {
         "benchmark": name,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git_sha": git_sha(),
         "machine": machine(),
         "parameters": parameters,
-        "results": results,
+        "medians": medians,
+        "targets": targets,
+        "ratio_to_target": ratios,
+        "met": {key: ratio <= 1 for key, ratio in ratios.items()},
+        "details": details or {},
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
+    for key, value in medians.items():
+        limit = targets.get(key)
+        verdict = f"   target <= {limit}  ({'ok' if value <= limit else 'MISSED'})" if limit else ""
+        print(f"{key:32s} {value:12.4f}{verdict}")
+    print(f"wrote {path}")
     return path

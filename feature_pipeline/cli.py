@@ -7,10 +7,12 @@ from pathlib import Path
 
 import typer
 
+from feature_pipeline.store_cli import store_app
 from recsys.cli_support import HOME_HELP, SEED_HELP, console, make_app
 from recsys.config import load_settings
 
 app = make_app("feature_pipeline", "Program 1 of the recommender: raw data -> feature groups.")
+app.add_typer(store_app, name="store")
 
 
 @app.command()

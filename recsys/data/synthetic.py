@@ -95,7 +95,7 @@ class SyntheticData:
 
 
 # -- catalogue ---------------------------------------------------------------------------------------------
-def _hex_ids(rng: np.random.Generator, n: int, n_bytes: int = 32) -> pl.Series:
+def hex_strings(rng: np.random.Generator, n: int, n_bytes: int = 32) -> pl.Series:
     """``n`` random lowercase hex strings (H&M's customer_id / postal_code look), vectorised."""
     raw = rng.bytes(n * n_bytes)
     hexed = np.frombuffer(raw, dtype=np.uint8).reshape(n, n_bytes)
@@ -295,12 +295,12 @@ def _customers(rng: np.random.Generator, n: int) -> tuple[pl.DataFrame, dict, np
     news_null = rng.random(n) < 0.012
     age_null = rng.random(n) < 0.011
     n_postal = max(1, n // 4)
-    postal_pool = _hex_ids(rng, n_postal)
+    postal_pool = hex_strings(rng, n_postal)
     postal = np.minimum((n_postal * rng.random(n) ** 2.5).astype(np.int64), n_postal - 1)
 
     frame = pl.DataFrame(
         {
-            "customer_id": _hex_ids(rng, n),
+            "customer_id": hex_strings(rng, n),
             "FN": pl.Series(np.where(fn, 1.0, np.nan)).fill_nan(None),
             "Active": pl.Series(np.where(active, 1.0, np.nan)).fill_nan(None),
             "club_member_status": pl.Series(["ACTIVE", "PRE-CREATE", "LEFT CLUB", None]).gather(club),

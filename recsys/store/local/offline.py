@@ -1,0 +1,108 @@
+"""The offline store: one Delta Lake table per feature group version.
+
+Delta gives what a laptop feature store needs to keep data safe: each insert is a single commit to the
+transaction log, written only after its Parquet files are complete, so a crash mid-insert leaves the table at its
+previous version (the orphaned files are ignored); older versions stay readable for time travel and audits.
+
+The first insert creates the table; later inserts MERGE on the group's key (primary key + event time): matched
+rows are updated, new rows inserted. Re-running an insert is therefore idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from recsys.store.errors import NotFoundError
+from recsys.store.schema import listify
+
+
+class DeltaOffline:
+    """Read and write the Delta table at ``path``; ``schema`` is the group's polars schema for read-back casts."""
+
+    def __init__(self, path: Path, schema: pl.Schema | None = None) -> None:
+        self.path = path
+        self.schema = schema
+
+    def version(self) -> int | None:
+        """The latest committed table version, or ``None`` before the first commit."""
+        table = self._table()
+        return None if table is None else table.version()
+
+    def write(self, df: pl.DataFrame, merge_key: Sequence[str]) -> int:
+        """Upsert ``df`` (already validated) in one commit; returns the new table version."""
+        frame = _to_delta(df)
+        if self._table() is None:
+            frame.write_delta(str(self.path), mode="append")
+        else:
+            predicate = " AND ".join(f't."{key}" = s."{key}"' for key in merge_key)
+            (
+                frame.write_delta(
+                    str(self.path),
+                    mode="merge",
+                    delta_merge_options={"predicate": predicate, "source_alias": "s", "target_alias": "t"},
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        version = self.version()
+        assert version is not None
+        return version
+
+    def scan(self, as_of_version: int | None = None) -> pl.LazyFrame:
+        """A lazy frame over the table (optionally as it was at ``as_of_version``), in the group's dtypes."""
+        if self._table() is None:
+            if self.schema is None:
+                return pl.LazyFrame()
+            return pl.LazyFrame(schema=self.schema)
+        if as_of_version is not None:
+            self._check_version(as_of_version)
+        lazy = pl.scan_delta(str(self.path), version=as_of_version)
+        return _from_delta(lazy, self.schema)
+
+    def read(self, as_of_version: int | None = None) -> pl.DataFrame:
+        """The whole table, optionally at an older version."""
+        return self.scan(as_of_version).collect()
+
+    def count(self) -> int:
+        """Number of rows in the latest version."""
+        if self._table() is None:
+            return 0
+        return int(pl.scan_delta(str(self.path)).select(pl.len()).collect().item())
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commit log, newest first: version, timestamp, operation, metrics."""
+        table = self._table()
+        return [] if table is None else table.history(limit)
+
+    def _check_version(self, version: int) -> None:
+        latest = self.version()
+        if latest is None or not 0 <= version <= latest:
+            have = "none" if latest is None else f"0..{latest}"
+            raise NotFoundError(f"table version {version} of {self.path} not found; existing: {have}")
+
+    def _table(self) -> DeltaTable | None:
+        try:
+            return DeltaTable(str(self.path))
+        except TableNotFoundError:
+            return None
+
+
+def _to_delta(df: pl.DataFrame) -> pl.DataFrame:
+    """Fixed-size arrays are stored as Delta lists (Delta has no fixed-size array type)."""
+    casts = {name: listify(dtype) for name, dtype in df.schema.items() if listify(dtype) != dtype}
+    return df.cast(casts) if casts else df
+
+
+def _from_delta(lazy: pl.LazyFrame, schema: pl.Schema | None) -> pl.LazyFrame:
+    if schema is None:
+        return lazy
+    have = lazy.collect_schema()
+    casts = {name: dtype for name, dtype in schema.items() if name in have and have[name] != dtype}
+    return lazy.cast(casts) if casts else lazy

@@ -1,0 +1,88 @@
+"""How polars columns are stored in typed SQLite columns, and read back as the same polars dtypes.
+
+* integers and booleans -> INTEGER; floats -> REAL; strings -> TEXT;
+* datetimes -> INTEGER microseconds since the epoch (time zone kept in the group schema); dates -> INTEGER days;
+* lists, arrays and structs (embeddings, last-N article ids) -> TEXT holding JSON. JSON keeps one code path for
+  every nested type, is readable with the ``sqlite3`` shell, and decodes back to the exact dtype (float32 values
+  round-trip through their shortest decimal form).
+
+Encoding and decoding are whole-column polars expressions, never Python loops over rows.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from recsys.store.schema import listify
+
+_WRAP = "v"
+
+
+def sqlite_type(dtype: pl.DataType) -> str:
+    """The SQLite column type for a polars dtype."""
+    if dtype.is_integer() or isinstance(dtype, pl.Boolean | pl.Datetime | pl.Date):
+        return "INTEGER"
+    if dtype.is_float():
+        return "REAL"
+    return "TEXT"
+
+
+def is_nested(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, pl.List | pl.Array | pl.Struct)
+
+
+def encode(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with every column in the form SQLite stores it."""
+    return df.select([_encode_expr(name, dtype) for name, dtype in df.schema.items()])
+
+
+def encoded_dtype(dtype: pl.DataType) -> pl.DataType:
+    """The polars dtype of a column after :func:`encode` (what SQLite hands back)."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.Int64()
+    if isinstance(dtype, pl.Date):
+        return pl.Int32()
+    if isinstance(dtype, pl.Boolean):
+        return pl.Int64()
+    if is_nested(dtype):
+        return pl.String()
+    if dtype.is_integer():
+        return pl.Int64()
+    if dtype.is_float():
+        return pl.Float64()
+    return dtype
+
+
+def decode(df: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """Inverse of :func:`encode`: raw SQLite values back to the group's dtypes."""
+    return df.select([_decode_expr(name, schema[name]) for name in df.columns])
+
+
+def _encode_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.epoch("us").alias(name)
+    if isinstance(dtype, pl.Date):
+        return col.cast(pl.Int32).alias(name)
+    if isinstance(dtype, pl.Boolean):
+        return col.cast(pl.Int64).alias(name)
+    if is_nested(dtype):
+        # JSON-encode through a one-field struct, then strip the wrapper: {"v":[...]} -> [...]
+        text = pl.struct(col.alias(_WRAP)).struct.json_encode()
+        return pl.when(col.is_null()).then(None).otherwise(text.str.slice(5, text.str.len_bytes() - 6)).alias(name)
+    return col
+
+
+def _decode_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        return col.cast(pl.Int64).cast(dtype).alias(name)
+    if isinstance(dtype, pl.Date):
+        return col.cast(pl.Int32).cast(pl.Date).alias(name)
+    if isinstance(dtype, pl.Boolean):
+        return col.cast(pl.Boolean).alias(name)
+    if is_nested(dtype):
+        wrapped = pl.concat_str(pl.lit('{"v":'), col, pl.lit("}"))
+        decoded = wrapped.str.json_decode(pl.Struct({_WRAP: listify(dtype)})).struct.field(_WRAP)
+        return decoded.cast(dtype).alias(name)
+    return col.cast(dtype).alias(name)

@@ -1,0 +1,152 @@
+"""Properties of the embedded backend that Hopsworks does not expose the same way: time travel, the SQLite
+statements issued, the FAISS files, metadata checks, and the `store` CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import faiss
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from feature_pipeline.store_cli import store_app
+from recsys.store import EmbeddingIndex, NotFoundError, Project, SchemaError
+from recsys.store.local.feature_group import LocalFeatureGroup
+
+
+def test_old_versions_stay_readable(local_project: Project) -> None:
+    group = local_project.feature_store.get_or_create_feature_group("articles", 1, ["article_id"])
+    group.insert(pl.DataFrame({"article_id": [1, 2], "colour": ["red", "blue"]}))
+    group.insert(pl.DataFrame({"article_id": [2, 3], "colour": ["green", "black"]}))
+    assert isinstance(group, LocalFeatureGroup)
+    assert group.read(as_of_version=0).sort("article_id")["colour"].to_list() == ["red", "blue"]
+    assert group.read().sort("article_id")["colour"].to_list() == ["red", "green", "black"]
+    assert [c["operation"] for c in group.commit_details()] == ["MERGE", "WRITE"]
+    with pytest.raises(NotFoundError, match=r"0\.\.1"):
+        group.read(as_of_version=5)
+
+
+def test_dtypes_are_normalised_and_nested_types_survive_the_online_store(local_project: Project) -> None:
+    group = local_project.feature_store.get_or_create_feature_group(
+        "customer_history", 1, ["customer_id"], online_enabled=True
+    )
+    frame = pl.DataFrame(
+        {
+            "customer_id": pl.Series(["a", "b"], dtype=pl.Categorical),
+            "n": pl.Series([1, 2], dtype=pl.UInt32),
+            "vec": pl.Series([[0.1, 0.2], [0.3, 0.4]], dtype=pl.Array(pl.Float32, 2)),
+            "last": [[1, 2, 3], None],
+            "when": pl.Series(["2020-01-01 10:00", "2020-01-02 11:00"]).str.to_datetime(time_unit="ns"),
+        }
+    )
+    group.insert(frame)
+    expected = pl.Schema(
+        {
+            "customer_id": pl.String,
+            "n": pl.Int64,
+            "vec": pl.Array(pl.Float32, 2),
+            "last": pl.List(pl.Int64),
+            "when": pl.Datetime("us"),
+        }
+    )
+    assert group.schema == expected
+    offline = group.read().sort("customer_id")
+    online = group.read(online=True).sort("customer_id")
+    assert offline.schema == expected and online.schema == expected
+    assert online.equals(offline)
+    assert online["vec"].to_list() == frame["vec"].to_list()  # float32 survives JSON exactly
+
+
+def test_a_batch_of_online_keys_is_one_sql_statement(local_project: Project) -> None:
+    fs = local_project.feature_store
+    group = fs.get_or_create_feature_group("customers", 1, ["customer_id"], online_enabled=True)
+    group.insert(pl.DataFrame({"customer_id": [f"c{i}" for i in range(500)], "age": list(range(500))}))
+    view = fs.get_or_create_feature_view("customers", 1, group.select(["customer_id", "age"]))
+    statements: list[str] = []
+    fs.online._reader().set_trace_callback(statements.append)
+    got = view.get_feature_vectors([{"customer_id": f"c{i}"} for i in (400, 3, 77)])
+    assert got["age"].to_list() == [400, 3, 77]
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+    mode = sqlite3.connect(fs.layout.online_db).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_get_or_create_refuses_a_changed_definition(local_project: Project) -> None:
+    fs = local_project.feature_store
+    group = fs.get_or_create_feature_group("customers", 1, ["customer_id"], online_enabled=True)
+    group.insert(pl.DataFrame({"customer_id": ["a"], "age": [3]}))
+    with pytest.raises(SchemaError, match="primary_key"):
+        fs.get_or_create_feature_group("customers", 1, ["age"], online_enabled=True)
+    fs.get_or_create_feature_view("v", 1, group.select(["age"]))
+    with pytest.raises(SchemaError, match="different query"):
+        fs.get_or_create_feature_view("v", 1, group.select(["customer_id", "age"]))
+    with pytest.raises(SchemaError, match="versions are explicit"):
+        fs.get_or_create_feature_group("customers", 0, ["customer_id"])
+
+
+def _embedding_group(project: Project, n: int, dim: int, **index: object) -> tuple[LocalFeatureGroup, np.ndarray]:
+    vectors = np.random.default_rng(3).normal(size=(n, dim)).astype(np.float32)
+    group = project.feature_store.get_or_create_feature_group(
+        "candidate_embeddings", 1, ["article_id"], embedding_index=EmbeddingIndex("embedding", dim, **index)
+    )
+    group.insert(pl.DataFrame({"article_id": np.arange(n), "embedding": vectors, "colour": np.arange(n) % 3}))
+    assert isinstance(group, LocalFeatureGroup)
+    return group, vectors
+
+
+def test_index_is_rebuilt_on_write_and_when_stale(local_project: Project) -> None:
+    group, vectors = _embedding_group(local_project, 50, 4)
+    folder = group.folder / "index"
+    first = (folder / "CURRENT").read_text()
+    target = vectors[7]
+    assert group.find_neighbors(target, k=1)["article_id"].to_list() == [int(np.argmax(vectors @ target))]
+    group.insert(pl.DataFrame({"article_id": [49], "embedding": vectors[7:8] * 1000, "colour": [0]}))
+    assert (folder / "CURRENT").read_text() != first
+    assert group.find_neighbors(target, k=1)["article_id"].to_list() == [49]
+    # A crash between the Delta commit and the index build leaves the index stale: the next search rebuilds it.
+    group.offline.write(
+        pl.DataFrame({"article_id": [48], "embedding": vectors[7:8] * 5000, "colour": [0]}), group.merge_key
+    )
+    fresh = local_project.feature_store.get_feature_group("candidate_embeddings", 1)
+    assert fresh.find_neighbors(target, k=1)["article_id"].to_list() == [48]
+    assert len([p for p in folder.iterdir() if p.name.startswith("g")]) <= 2
+
+
+def test_filter_and_ivfpq_option(local_project: Project) -> None:
+    group, vectors = _embedding_group(local_project, 3000, 16, index_type="ivfpq", nlist=16, m=8, nbits=4, nprobe=16)
+    assert isinstance(group._loaded_index().index, faiss.IndexIVFPQ)
+    queries = vectors[:20]
+    got = group.find_neighbors(queries, k=10)
+    brute = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean(
+        [
+            len(set(g) & set(b)) / 10
+            for g, b in zip(
+                got.group_by("query", maintain_order=True).agg("article_id")["article_id"].to_list(), brute, strict=True
+            )
+        ]
+    )
+    assert recall > 0.4  # approximate, but far better than chance (10/3000)
+    filtered = group.find_neighbors(queries[:2], k=5, filter=pl.col("colour") == 1)
+    assert len(filtered) == 10 and (filtered["article_id"] % 3 == 1).all()
+
+
+def test_store_cli_lists_and_shows(local_project: Project, tmp_path: Path) -> None:
+    fs = local_project.feature_store
+    group = fs.get_or_create_feature_group("customers", 1, ["customer_id"], online_enabled=True, description="who")
+    group.insert(pl.DataFrame({"customer_id": ["a", "b"], "age": [3, 4]}))
+    group.insert(pl.DataFrame({"customer_id": ["c"], "age": [5]}))
+    fs.get_or_create_feature_view("customers", 1, group.select(["age"]))
+    home = str(tmp_path / "home")
+    runner = CliRunner()
+    listed = runner.invoke(store_app, ["ls", "--home", home], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "customers" in listed.output and "yes" in listed.output and "3" in listed.output
+    shown = runner.invoke(store_app, ["show", "customers", "--version", "1", "--home", home], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "primary key" in shown.output and "MERGE" in shown.output and "WRITE" in shown.output
+    missing = runner.invoke(store_app, ["show", "nope", "--version", "1", "--home", home])
+    assert isinstance(missing.exception, NotFoundError) and "'customers' v1" in str(missing.exception)
