@@ -1,0 +1,121 @@
+"""The ``transactions`` feature group: daily purchases with quantity, price and the season as month sin/cos.
+
+One row per (customer_id, article_id, day). Sources record days, not times (H&M's ``t_dat`` is a date), and two
+identical rows on one day are H&M's way of writing "bought two": aggregating to the day makes the primary key
+``(customer_id, article_id, t_dat)`` unique and turns repeated rows into a ``quantity``. ``t_dat`` stays a real
+timestamp (``pl.Datetime("us")`` at midnight) so that feature views can as-of join on it.
+
+* ``quantity`` = units bought that day (sum, Int32); ``price`` = mean price per unit, weighted by quantity, over
+  the rows that have a price (null when none has).
+* ``month_sin``, ``month_cos``: the month on the unit circle, angle = 2π·(month − 1)/12, so January = (0, 1),
+  April = (1, 0), July = (0, −1), October = (−1, 0), and December sits next to January. Monthly (not daily)
+  resolution: seasons in fashion move by the month, and every day of a month gets the same context.
+* Transaction feature columns: categorical → the most frequent value of the day's rows (ties → the smallest
+  value, so the result does not depend on row order; e.g. the sales channel used most); numeric → the mean;
+  text and timestamp → the smallest value; multi-categorical → the first row's list. Renamed to storable
+  names (see ``feature_name``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT, FeatureSpec
+from recsys.features.common import (
+    CODE,
+    clean_categorical,
+    clean_numeric,
+    feature_names,
+    mean_price,
+    to_day,
+    with_customer_codes,
+)
+
+MONTH_SIN = "month_sin"
+MONTH_COS = "month_cos"
+KEY = (CUSTOMER_ID, ARTICLE_ID, T_DAT)
+_CODED_KEY = (CODE, ARTICLE_ID, T_DAT)
+
+
+def month_angle(ts: pl.Expr) -> pl.Expr:
+    """The month of ``ts`` as an angle in radians: 2π·(month − 1)/12 (January 0, April π/2)."""
+    return (ts.dt.month().cast(pl.Float64) - 1.0) * (2.0 * math.pi / 12.0)
+
+
+def month_features(ts: pl.Expr) -> list[pl.Expr]:
+    """``month_sin`` and ``month_cos`` of a timestamp: also the request context at serving time."""
+    angle = month_angle(ts)
+    return [angle.sin().alias(MONTH_SIN), angle.cos().alias(MONTH_COS)]
+
+
+def _most_frequent(rows: pl.DataFrame, daily: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``daily`` with ``name`` set to the most frequent value of its rows (ties: the smallest value).
+
+    ``daily[name]`` holds the smallest value already; only groups with more than one distinct value (rare:
+    the same article bought twice on one day through two channels) need the slower per-group mode.
+    """
+    key = list(_CODED_KEY)
+    mixed = daily.filter(pl.col(f"_distinct_{name}") > 1).select(key)
+    if mixed.height == 0:
+        return daily
+    # mode() lists every tied value; the smallest one makes the choice independent of row order.
+    modes = rows.join(mixed, on=key, how="semi").group_by(key).agg(pl.col(name).drop_nulls().mode().min())
+    return daily.update(modes, on=key)
+
+
+def transaction_features(
+    transactions: pl.DataFrame,
+    features: Mapping[str, FeatureSpec] | None = None,
+) -> pl.DataFrame:
+    """Daily purchases: one row per (customer_id, article_id, t_dat), sorted by t_dat, customer_id, article_id.
+
+    Output columns: ``customer_id``, ``article_id``, ``t_dat`` (Datetime us, midnight), ``quantity`` (Int32),
+    ``price`` (Float64, nullable), ``month_sin``, ``month_cos`` (Float64), then the transaction features of the
+    spec that are present in ``transactions`` (aggregated as described in the module docstring).
+    """
+    features = features or {}
+    present = [col for col in features if col in transactions.columns]
+    names = feature_names(present, "transactions")
+    aggs: list[pl.Expr] = [
+        pl.col(QUANTITY).sum().cast(pl.Int32),
+        mean_price(pl.col("_spend").sum(), pl.col("_priced").sum()).alias(PRICE),
+    ]
+    prepared: list[pl.Expr] = []
+    categorical: list[str] = []
+    for col in present:
+        kind, name = features[col].type, names[col]
+        if kind == "categorical":
+            prepared.append(clean_categorical(pl.col(col)).alias(name))
+            aggs += [pl.col(name).min(), pl.col(name).n_unique().alias(f"_distinct_{name}")]
+            categorical.append(name)
+        elif kind == "numeric":
+            prepared.append(clean_numeric(pl.col(col)).alias(name))
+            aggs.append(pl.col(name).mean())
+        elif kind == "multi_categorical":
+            prepared.append(pl.col(col).alias(name))
+            aggs.append(pl.col(name).first())  # lists have no order to pick by: the first row's
+        else:  # text, timestamp: the smallest value
+            prepared.append(pl.col(col).alias(name))
+            aggs.append(pl.col(name).min())
+    priced = pl.col(PRICE).is_not_null()
+    quantity = pl.col(QUANTITY).cast(pl.Int64)
+    rows = transactions.select(
+        pl.col(CUSTOMER_ID),
+        pl.col(ARTICLE_ID),
+        to_day(pl.col(T_DAT)),
+        quantity.alias(QUANTITY),
+        pl.when(priced).then(pl.col(PRICE) * quantity).alias("_spend"),
+        pl.when(priced).then(quantity).alias("_priced"),
+        *prepared,
+    )
+    rows, ids = with_customer_codes(rows)  # group and sort by an integer, not a 64-character string
+    daily = rows.group_by(*_CODED_KEY).agg(aggs)
+    for name in categorical:
+        daily = _most_frequent(rows, daily, name)
+    daily = daily.sort(T_DAT, CODE, ARTICLE_ID)
+    return daily.with_columns(
+        ids.gather(daily.get_column(CODE)).alias(CUSTOMER_ID), *month_features(pl.col(T_DAT))
+    ).select(*KEY, QUANTITY, PRICE, MONTH_SIN, MONTH_COS, *(names[col] for col in present))
