@@ -54,8 +54,15 @@ def encoded_dtype(dtype: pl.DataType) -> pl.DataType:
 
 
 def decode(df: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    """Inverse of :func:`encode`: raw SQLite values back to the group's dtypes."""
-    return df.select([_decode_expr(name, schema[name]) for name in df.columns])
+    """Inverse of :func:`encode`: raw SQLite values back to the group's dtypes.
+
+    Only columns whose stored form differs are touched: serving reads a handful of keys per request, where the
+    per-expression overhead of polars, not the data, is the cost.
+    """
+    changed = [name for name in df.columns if encoded_dtype(schema[name]) != schema[name]]
+    if not changed:
+        return df
+    return df.with_columns([_decode_expr(name, schema[name]) for name in changed])
 
 
 def _encode_expr(name: str, dtype: pl.DataType) -> pl.Expr:
