@@ -1,4 +1,4 @@
-"""Shared helpers for the feature store benchmarks: H&M-shaped frames of any size (results: ``_common``)."""
+"""Shared helpers for the feature store benchmarks: H&M-shaped frames of any size (results: see ``_common``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import statistics
 
 import numpy as np
 import polars as pl
-from _common import write_result  # noqa: F401  (re-exported for the store benchmarks)
 
 from recsys.data.synthetic import hex_strings
 

@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store_bench_util import median, transactions, write_result
+from _common import write_result
+from store_bench_util import median, transactions
 
 from recsys.store.local import LocalFeatureStore
 

@@ -20,7 +20,8 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from store_bench_util import median, percentile, write_result
+from _common import write_result
+from store_bench_util import median, percentile
 
 from recsys.store import EmbeddingIndex
 from recsys.store.local import LocalFeatureStore

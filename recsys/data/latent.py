@@ -149,14 +149,18 @@ class LatentModel:
         return out.reshape(N_SEGMENTS, self.n_weeks, N_INDEX_GROUPS, N_TYPES, N_COLOURS)
 
     # -- the choice steps (shared by the sampler and the oracle) -------------------------------------------
+    # The sampler works in float32 (millions of events); the oracle asks for float64 to be exact.
+    def type_taste(self, customers: np.ndarray, weeks: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """[n, T] log-odds of each product type for (customer, week), before restricting to an index group."""
+        return self.cust_type[customers].astype(dtype) + self.type_season[weeks]
+
     def type_logits(self, customers: np.ndarray, weeks: np.ndarray, index_groups: np.ndarray) -> np.ndarray:
         """[n, T] log-odds of each type for events (customer, week, chosen index group); -inf where not sold."""
-        logits = self.cust_type[customers] + self.type_season[weeks]
-        return np.where(TYPE_MASK[index_groups], logits, -np.inf)
+        return np.where(TYPE_MASK[index_groups], self.type_taste(customers, weeks), -np.inf)
 
-    def colour_logits(self, customers: np.ndarray, weeks: np.ndarray) -> np.ndarray:
+    def colour_logits(self, customers: np.ndarray, weeks: np.ndarray, dtype: type = np.float32) -> np.ndarray:
         """[n, L] colour log-odds before weighting by what is on sale."""
-        return self.cust_colour[customers] + self.colour_season[weeks]
+        return self.cust_colour[customers].astype(dtype) + self.colour_season[weeks]
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -100,10 +100,11 @@ class Oracle:
         """[B, A] probability of each article on the non-repurchase path, in ``week``."""
         lat = self.latent
         p_group = softmax(lat.cust_index_group[customers].astype(np.float64))  # [B, G]
-        type_logits = lat.cust_type[customers].astype(np.float64) + lat.type_season[week]  # [B, T]
-        masked = np.where(TYPE_MASK[None, :, :], type_logits[:, None, :], -np.inf)  # [B, G, T]
+        weeks = np.full(len(customers), week)
+        type_taste = lat.type_taste(customers, weeks, np.float64)  # [B, T]
+        masked = np.where(TYPE_MASK[None, :, :], type_taste[:, None, :], -np.inf)  # [B, G, T]
         p_type = softmax(masked, axis=2)
-        colour_logits = lat.cust_colour[customers].astype(np.float64) + lat.colour_season[week]  # [B, L]
+        colour_logits = lat.colour_logits(customers, weeks, np.float64)  # [B, L]
         colour_w = np.exp(colour_logits - colour_logits.max(axis=1, keepdims=True))  # [B, L]
         segments = lat.cust_segment[customers].astype(np.int64)
         mass = lat.bucket_mass[segments, week]  # [B, G, T, L]

@@ -322,22 +322,32 @@ def _customers(rng: np.random.Generator, n: int) -> tuple[pl.DataFrame, dict, np
 
 
 # -- calendar ----------------------------------------------------------------------------------------------
-def _day_weights(start: np.datetime64, n_days: int) -> np.ndarray:
-    """Relative shopping traffic per day: weekly rhythm, sale periods, slow growth."""
+SUMMER_SALE, WINTER_SALE, BLACK_FRIDAY = (176, 200), (360, 6), (327, 333)  # day-of-year windows
+
+
+def _day_of_year(start: np.datetime64, n_days: int) -> np.ndarray:
     days = start + np.arange(n_days).astype("timedelta64[D]")
-    dow = (days.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 0 = Monday
+    return (days - days.astype("datetime64[Y]")).astype(int) + 1
+
+
+def _sale_days(start: np.datetime64, n_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the summer and the winter (around new year) sale days; prices are discounted on both."""
+    doy = _day_of_year(start, n_days)
+    summer = (doy >= SUMMER_SALE[0]) & (doy <= SUMMER_SALE[1])
+    winter = (doy >= WINTER_SALE[0]) | (doy <= WINTER_SALE[1])
+    return summer, winter
+
+
+def _day_weights(start: np.datetime64, n_days: int) -> np.ndarray:
+    """Relative shopping traffic per day: weekly rhythm, sale periods and Black Friday, slow growth."""
+    dow = (start.astype(np.int64) + np.arange(n_days) + 3) % 7  # 0 = Monday
     rhythm = np.array([0.92, 0.90, 0.95, 1.00, 1.10, 1.22, 0.91])[dow]
-    doy = (days - days.astype("datetime64[Y]")).astype(int) + 1
-    sale = 1.0 + 0.35 * ((doy >= 176) & (doy <= 200)) + 0.5 * ((doy >= 327) & (doy <= 333))
-    sale += 0.3 * ((doy >= 360) | (doy <= 6))
+    doy = _day_of_year(start, n_days)
+    summer, winter = _sale_days(start, n_days)
+    sale = 1.0 + 0.35 * summer + 0.5 * ((doy >= BLACK_FRIDAY[0]) & (doy <= BLACK_FRIDAY[1]))
+    sale += 0.3 * winter
     growth = 1.0 + 0.12 * np.arange(n_days) / n_days
     return (rhythm * sale * growth).astype(np.float64)
-
-
-def _sale_days(start: np.datetime64, n_days: int) -> np.ndarray:
-    days = start + np.arange(n_days).astype("timedelta64[D]")
-    doy = (days - days.astype("datetime64[Y]")).astype(int) + 1
-    return ((doy >= 176) & (doy <= 200)) | (doy >= 360) | (doy <= 6)
 
 
 # -- generation --------------------------------------------------------------------------------------------
@@ -362,7 +372,8 @@ def generate(preset: str | Preset, seed: int = 42) -> SyntheticData:
     events = sample_transactions(latent, rate, p.n_transactions, streams[2])
 
     sek = articles["_sek"].to_numpy()
-    discount = np.where(_sale_days(START, N_DAYS)[events.day] & (streams[3].random(len(events.day)) < 0.5), 0.7, 1.0)
+    on_sale = np.logical_or(*_sale_days(START, N_DAYS))
+    discount = np.where(on_sale[events.day] & (streams[3].random(len(events.day)) < 0.5), 0.7, 1.0)
     t_dat = (START + events.day.astype("timedelta64[D]")).astype("datetime64[D]")
     transactions = pl.DataFrame(
         {
