@@ -11,7 +11,7 @@ pipeline never reads "latest" by accident.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -73,8 +73,13 @@ class FeatureGroup(ABC):
     embedding_index: EmbeddingIndex | None
 
     @abstractmethod
-    def insert(self, df: pl.DataFrame) -> None:
-        """Validate ``df`` against the group's schema and upsert it on primary key + event time, atomically."""
+    def insert(self, df: pl.DataFrame | Iterable[pl.DataFrame], overwrite: bool = False) -> None:
+        """Validate ``df`` against the group's schema and upsert it on primary key + event time, atomically.
+
+        ``overwrite=True`` replaces all rows (offline and online) instead: a backfill. ``df`` may also be an
+        iterable of frames with keys disjoint across frames, streamed so that a table larger than memory can be
+        written; on the embedded backend the chunks still land in one commit.
+        """
 
     @abstractmethod
     def read(self, online: bool = False) -> pl.DataFrame:

@@ -17,7 +17,7 @@ Differences a user should know about (documented in the contract tests too):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -136,10 +136,12 @@ class HopsworksFeatureGroup(FeatureGroup):
         self.description = fg.description or ""
         self.embedding_index = embedding_index
 
-    def insert(self, df: pl.DataFrame) -> None:
+    def insert(self, df: pl.DataFrame | Iterable[pl.DataFrame], overwrite: bool = False) -> None:
+        """Chunks become one SDK insert each (the first one overwriting): not atomic across chunks on Hopsworks."""
         key = [*self.primary_key, *([self.event_time] if self.event_time not in (None, *self.primary_key) else [])]
-        check_keys(df, key, f"feature group '{self.name}' v{self.version}")
-        self.sdk.insert(normalize_frame(df), write_options=dict(WRITE_OPTIONS))
+        for i, chunk in enumerate([df] if isinstance(df, pl.DataFrame) else df):
+            check_keys(chunk, key, f"feature group '{self.name}' v{self.version}")
+            self.sdk.insert(normalize_frame(chunk), overwrite=overwrite and i == 0, write_options=dict(WRITE_OPTIONS))
 
     def read(self, online: bool = False) -> pl.DataFrame:
         return self.sdk.read(online=online, dataframe_type="polars")

@@ -8,7 +8,7 @@ index; the index also notices on load that it is older than the table and rebuil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,22 +94,52 @@ class LocalFeatureGroup(FeatureGroup):
 
     # -- writing -----------------------------------------------------------------------------------------------
 
-    def insert(self, df: pl.DataFrame) -> None:
+    def insert(self, df: pl.DataFrame | Iterable[pl.DataFrame], overwrite: bool = False) -> None:
+        fresh = self.schema is None
+        try:
+            if isinstance(df, pl.DataFrame):
+                clean = self._validated(df)
+                table_version = self.offline.write(clean, self.merge_key, overwrite=overwrite)
+                latest = [self._latest(clean)] if self.online_enabled else []
+            else:
+                latest = []
+                table_version = self.offline.write_chunks(self._stream(df, latest), self.merge_key, overwrite)
+                if table_version is None:  # no chunk at all: nothing to write
+                    return
+        except BaseException:
+            if fresh:  # the schema is fixed only by an insert that lands
+                self.schema = None
+            raise
+        if fresh:
+            self.save_meta()
+        if self.online_enabled:
+            rows = pl.concat(latest) if latest else self.offline.read().head(0)
+            self._online_store.upsert(self.online_table, rows, self.primary_key, self.event_time, replace=overwrite)
+        if self.embedding_index is not None:
+            self._index = self._build_index(table_version)
+
+    def _validated(self, df: pl.DataFrame) -> pl.DataFrame:
         if self.schema is None:
             schema = check_new_schema(df, self.primary_key, self.event_time, f"feature group {self.label}")
             self._check_embedding_column(schema)
-            clean = validate_frame(df, schema, self.merge_key, f"feature group {self.label}")
             self.schema = schema
-            self.save_meta()
-        else:
-            clean = validate_frame(df, self.schema, self.merge_key, f"feature group {self.label}")
+        clean = validate_frame(df, self.schema, self.merge_key, f"feature group {self.label}")
         if self.embedding_index is not None:
             vector_index.as_matrix(clean[self.embedding_index.column], self.embedding_index.dimension)
-        table_version = self.offline.write(clean, self.merge_key)
-        if self.online_enabled:
-            self._online_store.upsert(self.online_table, clean, self.primary_key, self.event_time)
-        if self.embedding_index is not None:
-            self._index = self._build_index(table_version)
+        return clean
+
+    def _stream(self, chunks: Iterable[pl.DataFrame], latest: list[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """Validated chunks; keeps each chunk's newest row per key for the online table (a small fraction)."""
+        for chunk in chunks:
+            clean = self._validated(chunk)
+            if self.online_enabled:
+                latest.append(self._latest(clean))
+            yield clean
+
+    def _latest(self, df: pl.DataFrame) -> pl.DataFrame:
+        if self.event_time is None:
+            return df
+        return df.sort(self.event_time).unique(subset=self.primary_key, keep="last", maintain_order=False)
 
     def _check_embedding_column(self, schema: pl.Schema) -> None:
         config = self.embedding_index

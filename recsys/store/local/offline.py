@@ -5,17 +5,19 @@ transaction log, written only after its Parquet files are complete, so a crash m
 previous version (the orphaned files are ignored); older versions stay readable for time travel and audits.
 
 The first insert creates the table; later inserts MERGE on the group's key (primary key + event time): matched
-rows are updated, new rows inserted. Re-running an insert is therefore idempotent.
+rows are updated, new rows inserted. Re-running an insert is therefore idempotent. An overwrite (a backfill)
+replaces every row in one commit, and the replaced version stays readable by time travel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from deltalake import DeltaTable
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from recsys.store.errors import NotFoundError
@@ -34,11 +36,11 @@ class DeltaOffline:
         table = self._table()
         return None if table is None else table.version()
 
-    def write(self, df: pl.DataFrame, merge_key: Sequence[str]) -> int:
-        """Upsert ``df`` (already validated) in one commit; returns the new table version."""
+    def write(self, df: pl.DataFrame, merge_key: Sequence[str], overwrite: bool = False) -> int:
+        """Upsert ``df`` (already validated) in one commit, or replace the table with it; returns the new version."""
         frame = _to_delta(df)
-        if self._table() is None:
-            frame.write_delta(str(self.path), mode="append")
+        if overwrite or self._table() is None:
+            frame.write_delta(str(self.path), mode="overwrite" if overwrite else "append")
         else:
             predicate = " AND ".join(f't."{key}" = s."{key}"' for key in merge_key)
             (
@@ -51,6 +53,42 @@ class DeltaOffline:
                 .when_not_matched_insert_all()
                 .execute()
             )
+        return self._latest_version()
+
+    def write_chunks(self, chunks: Iterator[pl.DataFrame], merge_key: Sequence[str], overwrite: bool) -> int | None:
+        """Write validated chunks with disjoint keys in one commit; ``None`` when there is no chunk.
+
+        A new table or an overwrite streams the chunks, so only one chunk is in memory at a time. An upsert into
+        an existing table needs the whole source for its MERGE: the chunks are concatenated first.
+        """
+        first = next(chunks, None)
+        if first is None:
+            return None
+        if not overwrite and self._table() is not None:
+            return self.write(pl.concat([first, *chunks]), merge_key)
+        head = _to_delta(first).to_arrow()
+
+        failure: list[BaseException] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield from head.to_batches()
+            try:
+                for chunk in chunks:
+                    yield from _to_delta(chunk).to_arrow().cast(head.schema).to_batches()
+            except BaseException as error:  # Arrow's C stream would wrap it in a generic DeltaError
+                failure.append(error)
+                raise
+
+        reader = pa.RecordBatchReader.from_batches(head.schema, batches())
+        try:
+            write_deltalake(str(self.path), reader, mode="overwrite" if overwrite else "append")
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        return self._latest_version()
+
+    def _latest_version(self) -> int:
         version = self.version()
         assert version is not None
         return version

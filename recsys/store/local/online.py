@@ -27,8 +27,18 @@ class SqliteOnline:
         self.db_path = db_path
         self._local = threading.local()
 
-    def upsert(self, table: str, df: pl.DataFrame, primary_key: Sequence[str], event_time: str | None = None) -> None:
-        """Write ``df`` (validated, normalised) in one transaction, keeping the newest row per key."""
+    def upsert(
+        self,
+        table: str,
+        df: pl.DataFrame,
+        primary_key: Sequence[str],
+        event_time: str | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Write ``df`` (validated, normalised) in one transaction, keeping the newest row per key.
+
+        ``replace`` empties the table first, in the same transaction (an overwrite: readers never see it empty).
+        """
         if event_time is not None:
             df = df.sort(event_time).unique(subset=list(primary_key), keep="last", maintain_order=False)
         columns = df.columns
@@ -44,6 +54,8 @@ class SqliteOnline:
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._create_table(conn, table, df.schema, primary_key)
+            if replace:
+                conn.execute(f"DELETE FROM {_q(table)}")
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:

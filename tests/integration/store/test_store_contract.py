@@ -94,6 +94,38 @@ def test_null_and_duplicate_keys_are_validation_errors_with_rows(project: Projec
     assert group.read().sort("customer_id").equals(customers_frame())
 
 
+def test_overwrite_replaces_every_row_offline_and_online(project: Project, unique) -> None:
+    group = customers(project, unique)
+    replacement = customers_frame().filter(pl.col("customer_id") != "c1").with_columns(pl.col("age") + 1)
+    group.insert(replacement, overwrite=True)
+    assert group.read().sort("customer_id").equals(replacement)
+    assert group.read(online=True).sort("customer_id")["customer_id"].to_list() == ["c2", "c3"]
+
+
+def test_chunked_insert_lands_all_chunks_and_the_newest_rows_online(project: Project, unique) -> None:
+    fs = project.feature_store
+    group = fs.get_or_create_feature_group(
+        unique("history"), 1, ["customer_id"], event_time="as_of", online_enabled=True
+    )
+    chunks = [
+        pl.DataFrame({"customer_id": ["a", "a"], "as_of": [D(2020, 1, 2), D(2020, 1, 5)], "n": [1, 2]}),
+        pl.DataFrame({"customer_id": ["b"], "as_of": [D(2020, 1, 3)], "n": [7]}),
+    ]
+    group.insert(iter(chunks), overwrite=True)
+    assert group.read().sort("customer_id", "as_of")["n"].to_list() == [1, 2, 7]
+    assert group.read(online=True).sort("customer_id")["n"].to_list() == [2, 7]
+
+
+def test_a_bad_chunk_writes_nothing(project: Project, unique) -> None:
+    group = customers(project, unique)
+    good = customers_frame().with_columns(pl.col("age") + 10)
+    bad = customers_frame().with_columns(pl.lit(None, dtype=pl.String).alias("customer_id"))
+    with pytest.raises(ValidationError, match="null"):
+        group.insert(iter([good, bad]), overwrite=True)
+    assert group.read().sort("customer_id").equals(customers_frame())
+    assert group.read(online=True).sort("customer_id")["age"].to_list() == [21, 35, 60]
+
+
 def test_unknown_names_list_what_exists(project: Project, unique) -> None:
     group = customers(project, unique)
     fs = project.feature_store

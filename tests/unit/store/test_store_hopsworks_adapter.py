@@ -83,6 +83,9 @@ def test_feature_group_calls_match_the_sdk(python_engine: None) -> None:
     with pytest.raises(ValidationError):
         group.insert(pl.DataFrame({"article_id": [1, 1], "embedding": [[0.1, 0.2], [0.3, 0.4]]}))
     assert fg.insert.call_count == 1  # the bad frame never reached the SDK
+    chunks = [pl.DataFrame({"article_id": [i], "embedding": [[0.1, 0.2]]}) for i in (3, 4)]
+    group.insert(iter(chunks), overwrite=True)
+    assert [c.kwargs["overwrite"] for c in fg.insert.call_args_list[1:]] == [True, False]  # only the first clears
 
     group.read(online=True)
     fg.read.assert_called_with(online=True, dataframe_type="polars")
