@@ -1,0 +1,332 @@
+"""The feature pipeline (program 1): a raw data set -> validated feature groups -> feature views.
+
+Two modes (design §3):
+
+* :func:`backfill` recomputes every group from all history (up to ``until``) and *overwrites* it: one commit per
+  group, the previous version readable by time travel. Running it twice gives the same tables.
+* :func:`incremental` adds only the days after the newest stored transaction (the *watermark*), plus customers
+  and articles whose attributes changed. Re-running it finds nothing new and writes nothing. Because history and
+  popularity snapshots are computed from all stored transactions and only the snapshots dated after the
+  watermark are kept, backfill up to day d followed by incremental runs equals one backfill up to their last day.
+
+Validation comes first: every frame derived from the source is checked by the rules of its group before anything
+is written. ``on_bad_rows="fail"`` stops at the first violation (naming group, rule, column and sample rows);
+``"quarantine"`` keeps the good rows, writes the bad ones with the rules they broke to ``<group>_quarantine``, and
+goes on (transactions of a quarantined customer or article are then quarantined too: their ids no longer join).
+The snapshot groups are derived from validated rows; their own rules are invariants checked chunk by chunk, and
+the largest of them is written first, so that a failure there leaves every group as it was.
+
+Memory: the history snapshots are the largest table (at H&M scale tens of millions of rows with lists). They are
+computed per bucket of customers against the market prices of all transactions and streamed into one commit.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT, Dataset, FeatureSpec
+from recsys.errors import DataError
+from recsys.features import (
+    article_features,
+    article_popularity_events,
+    customer_features,
+    customer_history_events,
+    market_prices,
+    rules_for,
+    split_valid,
+    transaction_features,
+    validate,
+)
+from recsys.features.common import cutoff
+from recsys.pipeline.groups import (
+    ARTICLE_POPULARITY,
+    ARTICLES,
+    CUSTOMER_HISTORY,
+    CUSTOMERS,
+    TRANSACTIONS,
+    GroupDef,
+    quarantine_group,
+)
+from recsys.pipeline.runlog import RunLog
+from recsys.pipeline.views import create_views
+from recsys.store.base import FeatureStore, Project
+from recsys.store.errors import NotFoundError
+from recsys.store.schema import normalize_frame
+
+OnBadRows = Literal["fail", "quarantine"]
+ONE_DAY = timedelta(days=1)
+HISTORY_SOURCE = (CUSTOMER_ID, ARTICLE_ID, T_DAT, QUANTITY, PRICE)
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Knobs of a feature pipeline run."""
+
+    n_last: int = 20  # length of the last-purchases list in customer_history
+    on_bad_rows: OnBadRows = "fail"
+    until: datetime | None = None  # use transactions up to and including this day (default: all)
+    now: datetime | None = None  # "now" for the not-in-the-future rules (default: the wall clock)
+    bucket_rows: int = 4_000_000  # transactions per customer bucket when building history snapshots
+
+
+@dataclass
+class FeatureRun:
+    """What a run did: rows written per group, rows quarantined, the days it covered, its steps."""
+
+    mode: str
+    dataset: str
+    log: RunLog
+    written: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    first_day: datetime | None = None
+    last_day: datetime | None = None
+
+
+class Checker:
+    """Runs a group's rules on a frame: stop on the first violation, or set bad rows aside for quarantine."""
+
+    def __init__(self, on_bad_rows: OnBadRows, now: datetime) -> None:
+        if on_bad_rows not in ("fail", "quarantine"):
+            raise ValueError(f"on_bad_rows must be 'fail' or 'quarantine', not {on_bad_rows!r}")
+        self.on_bad_rows = on_bad_rows
+        self.now = now
+        self.bad: dict[GroupDef, pl.DataFrame] = {}
+
+    def __call__(self, group: GroupDef, df: pl.DataFrame, **rule_args: object) -> pl.DataFrame:
+        rules = rules_for(group.name, df, now=self.now, **rule_args)  # type: ignore[arg-type]
+        if self.on_bad_rows == "fail":
+            return validate(df, group.name, rules)
+        good, bad = split_valid(df, rules, group.name)
+        if bad.height:
+            self.bad[group] = bad
+        return good
+
+    def write_quarantine(self, fs: FeatureStore) -> dict[str, int]:
+        """Append the bad rows to ``<group>_quarantine`` (ids unique per run); rows per group."""
+        run = uuid.uuid4().hex[:12]
+        counts = {}
+        for group, bad in self.bad.items():
+            rows = bad.with_columns(
+                (pl.lit(f"{run}-") + pl.int_range(pl.len()).cast(pl.String)).alias("quarantine_id"),
+                pl.lit(self.now, dtype=pl.Datetime("us")).alias("quarantined_at"),
+            )
+            quarantine_group(group).get_or_create(fs).insert(rows)
+            counts[group.name] = bad.height
+        return counts
+
+
+# ----------------------------------------------------------------------------------------------- computing
+
+
+def _features_of(ds: Dataset, table: str) -> Mapping[str, FeatureSpec]:
+    return ds.features.get(table, {})
+
+
+def _until(transactions: pl.DataFrame, until: datetime | None) -> pl.DataFrame:
+    return transactions if until is None else transactions.filter(pl.col(T_DAT) < cutoff(until) + ONE_DAY)
+
+
+def _history_chunks(
+    tx: pl.DataFrame,
+    articles: pl.DataFrame,
+    customer_ids: pl.Series,
+    options: FeatureOptions,
+    now: datetime,
+    log: RunLog,
+    *,
+    market: pl.DataFrame | None = None,
+    after: datetime | None = None,
+) -> Iterator[pl.DataFrame]:
+    """History snapshots per bucket of customers, validated; only those valid after ``after`` when given.
+
+    ``market`` (default: from ``tx``) must come from all transactions when ``tx`` holds only some customers.
+    """
+    market = market_prices(tx) if market is None else market
+    n_buckets = max(1, math.ceil(tx.height / options.bucket_rows))
+    bucket = tx.get_column(CUSTOMER_ID).hash(seed=7) % n_buckets
+    for b in log.track(range(n_buckets), n_buckets, "customer history buckets"):
+        part = tx.filter(bucket == b) if n_buckets > 1 else tx
+        events = customer_history_events(part, articles, n_last=options.n_last, market=market)
+        if after is not None:
+            events = events.filter(pl.col("as_of") > after)
+        rules = rules_for(CUSTOMER_HISTORY.name, events, now=now, customer_ids=customer_ids, n_last=options.n_last)
+        yield validate(events, CUSTOMER_HISTORY.name, rules)
+
+
+def _counted(chunks: Iterator[pl.DataFrame], counter: list[int]) -> Iterator[pl.DataFrame]:
+    for chunk in chunks:
+        counter[0] += chunk.height
+        if chunk.height:
+            yield chunk
+
+
+Frames = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
+
+
+def _clean_sources(ds: Dataset, tx_source: pl.DataFrame, log: RunLog) -> Frames:
+    """Customers, articles and daily transactions as feature frames (not yet validated)."""
+    with log.step("customers: clean attributes") as step:
+        customers = customer_features(ds.customers, _features_of(ds, "customers"))
+        step.rows = customers.height
+    with log.step("articles: clean attributes, descriptions") as step:
+        articles = article_features(ds.articles, _features_of(ds, "articles"))
+        step.rows = articles.height
+    with log.step("transactions: daily purchases") as step:
+        tx = transaction_features(tx_source, _features_of(ds, "transactions"))
+        step.rows = tx.height
+    return customers, articles, tx
+
+
+def _spec(ds: Dataset, table: str) -> dict[str, object]:
+    """Rule arguments that need the spec: categorical columns must be non-empty strings."""
+    return {"features": _features_of(ds, table)}
+
+
+# ----------------------------------------------------------------------------------------------- backfill
+
+
+def backfill(
+    project: Project, ds: Dataset, options: FeatureOptions = FeatureOptions(), log: RunLog | None = None
+) -> FeatureRun:
+    """Recompute and overwrite every feature group from all transactions up to ``options.until``."""
+    log = log or RunLog()
+    fs = project.feature_store
+    now = options.now or datetime.now()
+    check = Checker(options.on_bad_rows, now)
+    run = FeatureRun("backfill", ds.name, log)
+    customers, articles, tx = _clean_sources(ds, _until(ds.transactions, options.until), log)
+    if tx.height == 0:
+        raise DataError(f"{ds.name}: no transactions{'' if options.until is None else f' up to {options.until}'}")
+
+    with log.step("validate customers, articles, transactions") as step:
+        customers = check(CUSTOMERS, customers, **_spec(ds, "customers"))
+        articles = check(ARTICLES, articles, **_spec(ds, "articles"))
+        ids = {"customer_ids": customers.get_column(CUSTOMER_ID), "article_ids": articles.get_column(ARTICLE_ID)}
+        tx = check(TRANSACTIONS, tx, **ids, **_spec(ds, "transactions"))
+        step.rows = sum(bad.height for bad in check.bad.values())
+        step.note = "rows set aside" if check.bad else ""
+    run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
+
+    with log.step("article popularity snapshots") as step:
+        popularity = article_popularity_events(tx, until=run.last_day + ONE_DAY)
+        rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=ids["article_ids"])
+        popularity = validate(popularity, ARTICLE_POPULARITY.name, rules)
+        step.rows = popularity.height
+
+    with log.step("customer history snapshots -> write") as step:
+        counter = [0]
+        history = _history_chunks(tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log)
+        CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(history, counter), overwrite=True)
+        step.rows = run.written[CUSTOMER_HISTORY.name] = counter[0]
+    rest = ((ARTICLE_POPULARITY, popularity), (TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles))
+    for group, frame in rest:
+        with log.step(f"write {group.name}") as step:
+            group.get_or_create(fs).insert(frame, overwrite=True)
+            step.rows = run.written[group.name] = frame.height
+    _finish(fs, check, run)
+    return run
+
+
+def _finish(fs: FeatureStore, check: Checker, run: FeatureRun) -> None:
+    if check.bad:
+        with run.log.step("write quarantine") as step:
+            run.quarantined = check.write_quarantine(fs)
+            step.rows = sum(run.quarantined.values())
+    with run.log.step("feature views: retrieval, customers, articles, ranking"):
+        create_views(fs)
+
+
+# ----------------------------------------------------------------------------------------------- incremental
+
+
+def _changed(fresh: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
+    """Rows of ``fresh`` that are new or differ from the stored row (compared in stored form)."""
+    fresh = normalize_frame(fresh)
+    if stored.height == 0:
+        return fresh
+    if fresh.schema != stored.schema:
+        return fresh  # the columns changed: every row is new; the store's schema check names the difference
+    seen = stored.hash_rows()
+    return fresh.filter(~fresh.hash_rows().is_in(seen.implode()))
+
+
+def _watermark(fs: FeatureStore) -> tuple[pl.DataFrame, datetime]:
+    """The stored transactions (the columns history needs) and the newest stored day."""
+    try:
+        group = TRANSACTIONS.get(fs)
+    except NotFoundError:
+        raise DataError(
+            "the feature store has no transactions yet: run `python -m feature_pipeline backfill` first"
+        ) from None
+    stored = group.select(list(HISTORY_SOURCE)).read()
+    if stored.height == 0:
+        raise DataError("the transactions feature group is empty: run `python -m feature_pipeline backfill` first")
+    return stored, stored.get_column(T_DAT).max()
+
+
+def incremental(
+    project: Project, ds: Dataset, options: FeatureOptions = FeatureOptions(), log: RunLog | None = None
+) -> FeatureRun:
+    """Add the transactions after the stored watermark (up to ``options.until``) and what they change."""
+    log = log or RunLog()
+    fs = project.feature_store
+    now = options.now or datetime.now()
+    check = Checker(options.on_bad_rows, now)
+    run = FeatureRun("incremental", ds.name, log)
+    with log.step("read watermark") as step:
+        stored_tx, watermark = _watermark(fs)
+        stored_customers = CUSTOMERS.get(fs).read()
+        stored_articles = ARTICLES.get(fs).read()
+        step.rows = stored_tx.height
+        step.note = f"newest stored day {watermark:%Y-%m-%d}"
+    source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
+    customers, articles, tx = _clean_sources(ds, source, log)
+
+    with log.step("validate changed customers, articles, new transactions") as step:
+        customers = check(CUSTOMERS, _changed(customers, stored_customers), **_spec(ds, "customers"))
+        articles = check(ARTICLES, _changed(articles, stored_articles), **_spec(ds, "articles"))
+        customer_ids = pl.concat([stored_customers.get_column(CUSTOMER_ID), customers.get_column(CUSTOMER_ID)])
+        article_ids = pl.concat([stored_articles.get_column(ARTICLE_ID), articles.get_column(ARTICLE_ID)])
+        tx = check(TRANSACTIONS, tx, customer_ids=customer_ids, article_ids=article_ids, **_spec(ds, "transactions"))
+        step.rows = sum(bad.height for bad in check.bad.values())
+    all_articles = pl.concat(
+        [stored_articles.filter(~pl.col(ARTICLE_ID).is_in(articles.get_column(ARTICLE_ID).implode())), articles]
+    )
+
+    if tx.height:
+        run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
+        after = watermark + ONE_DAY  # snapshots up to here are stored already
+        all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
+        with log.step("article popularity snapshots") as step:
+            popularity = article_popularity_events(all_tx, until=run.last_day + ONE_DAY)
+            popularity = popularity.filter(pl.col("as_of") > after)
+            rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=article_ids)
+            popularity = validate(popularity, ARTICLE_POPULARITY.name, rules)
+            step.rows = popularity.height
+        with log.step("customer history snapshots") as step:
+            buyers = tx.get_column(CUSTOMER_ID).unique().implode()
+            affected = all_tx.filter(pl.col(CUSTOMER_ID).is_in(buyers))
+            chunks = _history_chunks(
+                affected, all_articles, customer_ids, options, now, log, market=market_prices(all_tx), after=after
+            )
+            history = pl.concat(list(chunks))
+            step.rows = history.height
+        writes = [(CUSTOMER_HISTORY, history), (ARTICLE_POPULARITY, popularity), (TRANSACTIONS, tx)]
+    else:
+        writes = []
+    writes += [(CUSTOMERS, customers), (ARTICLES, articles)]
+    for group, frame in writes:
+        if frame.height:
+            with log.step(f"write {group.name}") as step:
+                group.get(fs).insert(frame)
+                step.rows = frame.height
+        run.written[group.name] = frame.height
+    _finish(fs, check, run)
+    return run

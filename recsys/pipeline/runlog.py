@@ -1,0 +1,84 @@
+"""Progress and a summary for long jobs: one line per step as it finishes, bars for steps with parts.
+
+A job records its steps here instead of printing, so that tests run it silently and the CLI shows rich output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+T = TypeVar("T")
+
+
+@dataclass
+class Step:
+    """One finished (or running) step: its name, rows it produced and seconds it took."""
+
+    name: str
+    rows: int | None = None
+    seconds: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class RunLog:
+    """Collects steps; with a console it also shows a spinner per step and a bar for :meth:`track`."""
+
+    console: Console | None = None
+    steps: list[Step] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        record = Step(name)
+        started = time.perf_counter()
+        if self.console is None:
+            yield record
+        else:
+            with self.console.status(f"{name}..."):
+                yield record
+        record.seconds = time.perf_counter() - started
+        self.steps.append(record)
+        if self.console is not None:
+            rows = "" if record.rows is None else f" {record.rows:,} rows"
+            note = f" ({record.note})" if record.note else ""
+            self.console.print(f"[green]✓[/] {name}:{rows} in {record.seconds:.1f} s{note}")
+
+    def track(self, items: Iterable[T], total: int, description: str) -> Iterator[T]:
+        """Iterate ``items`` with a progress bar (nothing shown without a console)."""
+        if self.console is None:
+            yield from items
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(description, total=total)
+            for item in items:
+                yield item
+                progress.advance(task)
+
+    @property
+    def seconds(self) -> float:
+        return sum(step.seconds for step in self.steps)
+
+
+def summary_table(title: str, rows: dict[str, tuple[int, int]], log: RunLog) -> Table:
+    """Rows written per group (this run, and in the group now) and the time of every step."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("feature group / step")
+    table.add_column("rows written", justify="right")
+    table.add_column("rows in group", justify="right")
+    table.add_column("seconds", justify="right")
+    for name, (written, total) in rows.items():
+        table.add_row(name, f"{written:,}", f"{total:,}", "")
+    table.add_section()
+    for step in log.steps:
+        table.add_row(step.name, "" if step.rows is None else f"{step.rows:,}", "", f"{step.seconds:.1f}")
+    table.add_row("[bold]total[/]", "", "", f"[bold]{log.seconds:.1f}[/]")
+    return table
