@@ -18,6 +18,7 @@ install: $(STAMP)
 
 demo: install
 	$(PY) -m feature_pipeline generate --preset small
+	$(PY) -m feature_pipeline backfill --dataset synthetic:small
 
 test: install
 	$(PY) -m pytest

@@ -56,3 +56,78 @@ def describe_command(
 
     settings = load_settings(home=home, seed=seed)
     render_description(describe(load_dataset(dataset, settings, customers=customers)), console)
+
+
+DATASET_HELP = "synthetic:PRESET, hm:FOLDER (the Kaggle CSVs), or a dataset spec YAML file (default RECSYS_DATASET)."
+UNTIL_HELP = "Use transactions up to and including this day (ISO date); later days are left for incremental runs."
+BAD_ROWS_HELP = (
+    "fail: stop at the first rule a row breaks and write nothing. "
+    "quarantine: write bad rows to <group>_quarantine and go on with the rest."
+)
+
+
+def _run_features(
+    mode: str,
+    dataset: str | None,
+    until: str | None,
+    n_last: int,
+    on_bad_rows: str,
+    customers: int | None,
+    seed: int | None,
+    home: Path | None,
+) -> None:
+    from recsys.data.sources import load_dataset
+    from recsys.pipeline import feature_job
+    from recsys.pipeline.runlog import RunLog, summary_table
+    from recsys.store import connect
+    from recsys.store.timeparse import to_datetime
+
+    if on_bad_rows not in ("fail", "quarantine"):
+        raise typer.BadParameter(f"expected fail or quarantine, not {on_bad_rows!r}", param_hint="--on-bad-rows")
+    if n_last < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--n-last")
+    settings = load_settings(home=home, seed=seed, dataset=dataset)
+    options = feature_job.FeatureOptions(
+        n_last=n_last,
+        on_bad_rows=on_bad_rows,  # type: ignore[arg-type]
+        until=to_datetime(until) if until else None,
+    )
+    log = RunLog(console)
+    with log.step(f"load {settings.dataset}") as step:
+        ds = load_dataset(settings.dataset, settings, customers=customers)
+        step.rows = ds.transactions.height
+    project = connect(settings)
+    job = feature_job.backfill if mode == "backfill" else feature_job.incremental
+    run = job(project, ds, options, log)
+    span = "no new days" if run.first_day is None else f"{run.first_day:%Y-%m-%d} .. {run.last_day:%Y-%m-%d}"
+    console.print(summary_table(f"{mode} of {ds.name} ({span}) -> {settings.backend} store", run.written, log))
+    for group, count in run.quarantined.items():
+        console.print(f"[yellow]quarantined[/] {count:,} row(s) of {group} -> feature group {group}_quarantine")
+
+
+@app.command()
+def backfill(
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    n_last: int = typer.Option(20, help="Length of the last-purchases list in customer_history."),
+    on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
+    customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
+    seed: int | None = typer.Option(None, help=SEED_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """Compute every feature group from all history and overwrite it; create the feature views."""
+    _run_features("backfill", dataset, until, n_last, on_bad_rows, customers, seed, home)
+
+
+@app.command()
+def incremental(
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
+    until: str | None = typer.Option(None, help=UNTIL_HELP),
+    n_last: int = typer.Option(20, help="Length of the last-purchases list (must match the backfill)."),
+    on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
+    customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
+    seed: int | None = typer.Option(None, help=SEED_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """Add the days after the newest stored transaction (idempotent: a second run writes nothing)."""
+    _run_features("incremental", dataset, until, n_last, on_bad_rows, customers, seed, home)

@@ -205,7 +205,7 @@ def backfill(
     if tx.height == 0:
         raise DataError(f"{ds.name}: no transactions{'' if options.until is None else f' up to {options.until}'}")
 
-    with log.step("validate customers, articles, transactions") as step:
+    with log.step("validate customers, articles, transactions (rows set aside)") as step:
         customers = check(CUSTOMERS, customers, **_spec(ds, "customers"))
         articles = check(ARTICLES, articles, **_spec(ds, "articles"))
         ids = {"customer_ids": customers.get_column(CUSTOMER_ID), "article_ids": articles.get_column(ARTICLE_ID)}
@@ -289,9 +289,10 @@ def incremental(
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
     customers, articles, tx = _clean_sources(ds, source, log)
 
-    with log.step("validate changed customers, articles, new transactions") as step:
-        customers = check(CUSTOMERS, _changed(customers, stored_customers), **_spec(ds, "customers"))
-        articles = check(ARTICLES, _changed(articles, stored_articles), **_spec(ds, "articles"))
+    with log.step("validate changed customers, articles, new transactions (rows set aside)") as step:
+        # Checked whole (a duplicate hides among unchanged rows), then only the changes are written.
+        customers = _changed(check(CUSTOMERS, customers, **_spec(ds, "customers")), stored_customers)
+        articles = _changed(check(ARTICLES, articles, **_spec(ds, "articles")), stored_articles)
         customer_ids = pl.concat([stored_customers.get_column(CUSTOMER_ID), customers.get_column(CUSTOMER_ID)])
         article_ids = pl.concat([stored_articles.get_column(ARTICLE_ID), articles.get_column(ARTICLE_ID)])
         tx = check(TRANSACTIONS, tx, customer_ids=customer_ids, article_ids=article_ids, **_spec(ds, "transactions"))

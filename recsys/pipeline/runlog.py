@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import psutil
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,6 +27,7 @@ class Step:
     rows: int | None = None
     seconds: float = 0.0
     note: str = ""
+    rss_gib: float = 0.0  # resident memory of the process when the step ended
 
 
 @dataclass
@@ -45,11 +47,13 @@ class RunLog:
             with self.console.status(f"{name}..."):
                 yield record
         record.seconds = time.perf_counter() - started
+        record.rss_gib = psutil.Process().memory_info().rss / 2**30
         self.steps.append(record)
         if self.console is not None:
             rows = "" if record.rows is None else f" {record.rows:,} rows"
             note = f" ({record.note})" if record.note else ""
-            self.console.print(f"[green]✓[/] {name}:{rows} in {record.seconds:.1f} s{note}")
+            memory = f", {record.rss_gib:.1f} GiB resident"
+            self.console.print(f"[green]✓[/] {name}:{rows} in {record.seconds:.1f} s{note}{memory}")
 
     def track(self, items: Iterable[T], total: int, description: str) -> Iterator[T]:
         """Iterate ``items`` with a progress bar (nothing shown without a console)."""
@@ -68,17 +72,18 @@ class RunLog:
         return sum(step.seconds for step in self.steps)
 
 
-def summary_table(title: str, rows: dict[str, tuple[int, int]], log: RunLog) -> Table:
-    """Rows written per group (this run, and in the group now) and the time of every step."""
+def summary_table(title: str, written: dict[str, int], log: RunLog) -> Table:
+    """Rows written per feature group, then the rows and seconds of every step."""
     table = Table(title=title, title_justify="left")
     table.add_column("feature group / step")
-    table.add_column("rows written", justify="right")
-    table.add_column("rows in group", justify="right")
+    table.add_column("rows", justify="right")
     table.add_column("seconds", justify="right")
-    for name, (written, total) in rows.items():
-        table.add_row(name, f"{written:,}", f"{total:,}", "")
+    table.add_column("GiB resident after", justify="right")
+    for name, rows in written.items():
+        table.add_row(f"[bold]{name}[/] (written)", f"{rows:,}", "", "")
     table.add_section()
     for step in log.steps:
-        table.add_row(step.name, "" if step.rows is None else f"{step.rows:,}", "", f"{step.seconds:.1f}")
-    table.add_row("[bold]total[/]", "", "", f"[bold]{log.seconds:.1f}[/]")
+        rows = "" if step.rows is None else f"{step.rows:,}"
+        table.add_row(step.name, rows, f"{step.seconds:.1f}", f"{step.rss_gib:.1f}")
+    table.add_row("[bold]total[/]", "", f"[bold]{log.seconds:.1f}[/]", "")
     return table
