@@ -94,13 +94,13 @@ def _run_features(
     )
     log = RunLog(console)
     with log.step(f"load {settings.dataset}") as step:
-        ds = load_dataset(settings.dataset, settings, customers=customers)
-        step.rows = ds.transactions.height
+        loaded = [load_dataset(settings.dataset, settings, customers=customers)]
+        step.rows = loaded[0].transactions.height
     project = connect(settings)
     job = feature_job.backfill if mode == "backfill" else feature_job.incremental
-    run = job(project, ds, options, log)
+    run = job(project, loaded.pop(), options, log)  # not kept here: the job frees the raw rows when done with them
     span = "no new days" if run.first_day is None else f"{run.first_day:%Y-%m-%d} .. {run.last_day:%Y-%m-%d}"
-    console.print(summary_table(f"{mode} of {ds.name} ({span}) -> {settings.backend} store", run.written, log))
+    console.print(summary_table(f"{mode} of {run.dataset} ({span}) -> {settings.backend} store", run.written, log))
     for group, count in run.quarantined.items():
         console.print(f"[yellow]quarantined[/] {count:,} row(s) of {group} -> feature group {group}_quarantine")
 

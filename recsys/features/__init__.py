@@ -11,6 +11,7 @@ from recsys.features.articles import article_features
 from recsys.features.common import MISSING, feature_name
 from recsys.features.customer_history import (
     customer_history_as_of,
+    customer_history_event_chunks,
     customer_history_events,
     days_since_last_purchase,
     market_prices,
@@ -37,6 +38,7 @@ __all__ = [
     "article_popularity_events",
     "customer_features",
     "customer_history_as_of",
+    "customer_history_event_chunks",
     "customer_history_events",
     "days_since_last_purchase",
     "feature_name",

@@ -31,3 +31,44 @@ def group_starts(*keys: np.ndarray) -> np.ndarray:
     if len(new) > 1:
         new[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in keys])
     return new
+
+
+def collapse_runs(
+    rows: pl.DataFrame, keys: list[str], sums: list[str], aggs: list[pl.Expr] | None = None
+) -> pl.DataFrame:
+    """One row per run of equal ``keys`` in ``rows`` (sorted by ``keys``): the keys, ``sums`` (nulls count as 0)
+    and every other column, taken from the run's first row unless ``aggs`` say otherwise.
+
+    Faster than a hash group-by followed by a sort at H&M scale (31.8M rows): sums are ``np.add.reduceat`` over
+    the runs, and only runs of several rows (usually few) go through a group-by for ``aggs``, whose results replace
+    the first-row values. Each expression in ``aggs`` must be named after an existing column.
+    """
+    n = rows.height
+    if n == 0:
+        return rows
+    starts = group_starts(*(rows.get_column(k).to_physical().to_numpy() for k in keys))
+    first = np.flatnonzero(starts)
+    out = rows.gather(first)
+    if len(first) == n:
+        return out.with_columns(pl.col(sums).fill_null(0))
+    out = out.with_columns(
+        pl.Series(name, np.add.reduceat(rows.get_column(name).fill_null(0).to_numpy(), first)).cast(rows.schema[name])
+        for name in sums
+    )
+    if aggs:
+        length = np.diff(np.r_[first, n])
+        multi = length > 1
+        in_multi = np.repeat(multi, length)
+        run_of_row = np.repeat(np.flatnonzero(multi).astype(np.int64), length[multi])
+        merged = (
+            rows.filter(pl.Series(in_multi))
+            .with_columns(pl.Series("_run", run_of_row))
+            .group_by("_run")
+            .agg(aggs)
+            .sort("_run")
+        )
+        at = pl.Series(np.flatnonzero(multi))
+        out = out.with_columns(
+            out.get_column(name).scatter(at, merged.get_column(name)) for name in merged.columns if name != "_run"
+        )
+    return out

@@ -16,6 +16,7 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
 from recsys.errors import SpecError
+from recsys.features.arrays import collapse_runs
 
 MISSING = "MISSING"  # the value a missing (null or blank) category gets: a category of its own, never null
 DAY = "1d"
@@ -131,14 +132,9 @@ def daily_purchases(transactions: pl.DataFrame, before: datetime | None = None) 
         pl.when(priced).then(quantity).otherwise(0).alias("priced_units"),
     ).collect()
     rows, ids = with_customer_codes(rows)
-    daily = (
-        rows.lazy()
-        .group_by(CODE, ARTICLE_ID, T_DAT)
-        .agg(pl.col(QUANTITY, "spend", "priced_units").sum())
-        .sort(CODE, T_DAT, ARTICLE_ID)
-        .collect()
-    )
-    return daily, ids
+    rows = rows.sort(CODE, T_DAT, ARTICLE_ID)
+    daily = collapse_runs(rows, [CODE, T_DAT, ARTICLE_ID], [QUANTITY, "spend", "priced_units"])
+    return daily.select(CODE, ARTICLE_ID, T_DAT, QUANTITY, "spend", "priced_units"), ids
 
 
 def to_day(ts: pl.Expr) -> pl.Expr:

@@ -38,7 +38,7 @@ the market price behind ``price_index``: build the history per bucket of custome
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 
 import numpy as np
@@ -201,8 +201,47 @@ def customer_history_events(
     """
     if n_last < 1:
         raise ValueError(f"n_last must be at least 1, got {n_last}")
-    affinity = affinity_columns_for(articles, affinity_columns)
     daily, ids = daily_purchases(transactions)  # sorted by customer, day, article: the purchase sequences
+    market = market_prices(transactions) if market is None else market
+    return _events(daily, ids, articles, n_last, affinity_columns_for(articles, affinity_columns), market)
+
+
+def customer_history_event_chunks(
+    transactions: pl.DataFrame,
+    articles: pl.DataFrame,
+    *,
+    rows_per_chunk: int,
+    n_last: int = 20,
+    affinity_columns: Sequence[str] | None = None,
+    market: pl.DataFrame | None = None,
+) -> tuple[int, Iterator[pl.DataFrame]]:
+    """:func:`customer_history_events` in chunks of whole customers, about ``rows_per_chunk`` daily purchases each.
+
+    Returns the number of chunks and an iterator over them; their concatenation equals the one-call result. The
+    daily purchases are computed once and sliced (no copies), so memory holds one chunk's snapshots at a time:
+    what lets H&M scale (~13M snapshots with lists) stream into the store.
+    """
+    if n_last < 1:
+        raise ValueError(f"n_last must be at least 1, got {n_last}")
+    affinity = affinity_columns_for(articles, affinity_columns)
+    daily, ids = daily_purchases(transactions)
+    market = market_prices(transactions) if market is None else market
+    firsts = np.flatnonzero(group_starts(daily.get_column(CODE).to_numpy()))  # a customer's first row
+    wanted = np.arange(rows_per_chunk, daily.height, max(rows_per_chunk, 1))
+    bounds = np.unique(np.r_[0, firsts[np.minimum(np.searchsorted(firsts, wanted), len(firsts) - 1)], daily.height])
+    pairs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for start, end in pairs:
+            yield _events(daily.slice(start, end - start), ids, articles, n_last, affinity, market)
+
+    return len(pairs), chunks()
+
+
+def _events(
+    daily: pl.DataFrame, ids: pl.Series, articles: pl.DataFrame, n_last: int, affinity: list[str], market: pl.DataFrame
+) -> pl.DataFrame:
+    """The snapshots of the customers in ``daily`` (whole customers, sorted by customer, day, article)."""
     n = daily.height
     cust = daily.get_column(CODE).to_numpy()
     day = daily.get_column(T_DAT).to_physical().to_numpy()
@@ -235,7 +274,6 @@ def customer_history_events(
         pl.col(T_DAT).alias("last_purchase"),
         shifted(pl.col(T_DAT), 1).alias(AS_OF),
     )
-    market = market_prices(transactions) if market is None else market
     snap = snap.join(market, on=T_DAT, how="left", maintain_order="left")
     last_snap = np.cumsum(day_end)[np.r_[first[1:] != first[:-1], True]] - 1 if n else np.zeros(0, np.int64)
     for col in affinity:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT, FeatureSpec
+from recsys.features.arrays import collapse_runs
 from recsys.features.common import (
     CODE,
     clean_categorical,
@@ -37,7 +38,6 @@ from recsys.features.common import (
 MONTH_SIN = "month_sin"
 MONTH_COS = "month_cos"
 KEY = (CUSTOMER_ID, ARTICLE_ID, T_DAT)
-_CODED_KEY = (CODE, ARTICLE_ID, T_DAT)
 
 
 def month_angle(ts: pl.Expr) -> pl.Expr:
@@ -49,21 +49,6 @@ def month_features(ts: pl.Expr) -> list[pl.Expr]:
     """``month_sin`` and ``month_cos`` of a timestamp: also the request context at serving time."""
     angle = month_angle(ts)
     return [angle.sin().alias(MONTH_SIN), angle.cos().alias(MONTH_COS)]
-
-
-def _most_frequent(rows: pl.DataFrame, daily: pl.DataFrame, name: str) -> pl.DataFrame:
-    """``daily`` with ``name`` set to the most frequent value of its rows (ties: the smallest value).
-
-    ``daily[name]`` holds the smallest value already; only groups with more than one distinct value (rare:
-    the same article bought twice on one day through two channels) need the slower per-group mode.
-    """
-    key = list(_CODED_KEY)
-    mixed = daily.filter(pl.col(f"_distinct_{name}") > 1).select(key)
-    if mixed.height == 0:
-        return daily
-    # mode() lists every tied value; the smallest one makes the choice independent of row order.
-    modes = rows.join(mixed, on=key, how="semi").group_by(key).agg(pl.col(name).drop_nulls().mode().min())
-    return daily.update(modes, on=key)
 
 
 def transaction_features(
@@ -79,24 +64,19 @@ def transaction_features(
     features = features or {}
     present = [col for col in features if col in transactions.columns]
     names = feature_names(present, "transactions")
-    aggs: list[pl.Expr] = [
-        pl.col(QUANTITY).sum().cast(pl.Int32),
-        mean_price(pl.col("_spend").sum(), pl.col("_priced").sum()).alias(PRICE),
-    ]
+    aggs: list[pl.Expr] = []  # for days with several rows of one customer and article; else the row's own values
     prepared: list[pl.Expr] = []
-    categorical: list[str] = []
     for col in present:
         kind, name = features[col].type, names[col]
         if kind == "categorical":
             prepared.append(clean_categorical(pl.col(col)).alias(name))
-            aggs += [pl.col(name).min(), pl.col(name).n_unique().alias(f"_distinct_{name}")]
-            categorical.append(name)
+            # mode() lists every tied value; the smallest one makes the choice independent of row order.
+            aggs.append(pl.col(name).drop_nulls().mode().min())
         elif kind == "numeric":
             prepared.append(clean_numeric(pl.col(col)).alias(name))
             aggs.append(pl.col(name).mean())
         elif kind == "multi_categorical":
-            prepared.append(pl.col(col).alias(name))
-            aggs.append(pl.col(name).first())  # lists have no order to pick by: the first row's
+            prepared.append(pl.col(col).alias(name))  # lists have no order to pick by: the first row's
         else:  # text, timestamp: the smallest value
             prepared.append(pl.col(col).alias(name))
             aggs.append(pl.col(name).min())
@@ -112,10 +92,14 @@ def transaction_features(
         *prepared,
     )
     rows, ids = with_customer_codes(rows)  # group and sort by an integer, not a 64-character string
-    daily = rows.group_by(*_CODED_KEY).agg(aggs)
-    for name in categorical:
-        daily = _most_frequent(rows, daily, name)
-    daily = daily.sort(T_DAT, CODE, ARTICLE_ID)
-    return daily.with_columns(
-        ids.gather(daily.get_column(CODE)).alias(CUSTOMER_ID), *month_features(pl.col(T_DAT))
-    ).select(*KEY, QUANTITY, PRICE, MONTH_SIN, MONTH_COS, *(names[col] for col in present))
+    rows = rows.sort(T_DAT, CODE, ARTICLE_ID)
+    daily = collapse_runs(rows, [T_DAT, CODE, ARTICLE_ID], [QUANTITY, "_spend", "_priced"], aggs)
+    return daily.select(
+        ids.gather(daily.get_column(CODE)).alias(CUSTOMER_ID),
+        ARTICLE_ID,
+        T_DAT,
+        pl.col(QUANTITY).cast(pl.Int32),
+        mean_price(pl.col("_spend"), pl.col("_priced")).alias(PRICE),
+        *month_features(pl.col(T_DAT)),
+        *(names[col] for col in present),
+    )

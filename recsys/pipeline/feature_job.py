@@ -22,10 +22,9 @@ computed per bucket of customers against the market prices of all transactions a
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -37,7 +36,7 @@ from recsys.features import (
     article_features,
     article_popularity_events,
     customer_features,
-    customer_history_events,
+    customer_history_event_chunks,
     market_prices,
     rules_for,
     split_valid,
@@ -144,16 +143,14 @@ def _history_chunks(
     market: pl.DataFrame | None = None,
     after: datetime | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """History snapshots per bucket of customers, validated; only those valid after ``after`` when given.
+    """History snapshots in chunks of whole customers, validated; only those valid after ``after`` when given.
 
     ``market`` (default: from ``tx``) must come from all transactions when ``tx`` holds only some customers.
     """
-    market = market_prices(tx) if market is None else market
-    n_buckets = max(1, math.ceil(tx.height / options.bucket_rows))
-    bucket = tx.get_column(CUSTOMER_ID).hash(seed=7) % n_buckets
-    for b in log.track(range(n_buckets), n_buckets, "customer history buckets"):
-        part = tx.filter(bucket == b) if n_buckets > 1 else tx
-        events = customer_history_events(part, articles, n_last=options.n_last, market=market)
+    total, chunks = customer_history_event_chunks(
+        tx, articles, rows_per_chunk=options.bucket_rows, n_last=options.n_last, market=market
+    )
+    for events in log.track(chunks, total, "customer history chunks"):
         if after is not None:
             events = events.filter(pl.col("as_of") > after)
         rules = rules_for(CUSTOMER_HISTORY.name, events, now=now, customer_ids=customer_ids, n_last=options.n_last)
@@ -202,6 +199,8 @@ def backfill(
     check = Checker(options.on_bad_rows, now)
     run = FeatureRun("backfill", ds.name, log)
     customers, articles, tx = _clean_sources(ds, _until(ds.transactions, options.until), log)
+    # The raw rows are not needed any more: a caller that does not keep the data set gets their memory back.
+    ds = replace(ds, transactions=ds.transactions.clear())
     if tx.height == 0:
         raise DataError(f"{ds.name}: no transactions{'' if options.until is None else f' up to {options.until}'}")
 
@@ -211,22 +210,24 @@ def backfill(
         ids = {"customer_ids": customers.get_column(CUSTOMER_ID), "article_ids": articles.get_column(ARTICLE_ID)}
         tx = check(TRANSACTIONS, tx, **ids, **_spec(ds, "transactions"))
         step.rows = sum(bad.height for bad in check.bad.values())
-        step.note = "rows set aside" if check.bad else ""
     run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
 
-    with log.step("article popularity snapshots") as step:
+    # Snapshot groups first, each written as soon as it is computed (memory), then the source groups: a failure
+    # in a snapshot group's invariants leaves the source groups untouched.
+    with log.step("article popularity snapshots -> write") as step:
         popularity = article_popularity_events(tx, until=run.last_day + ONE_DAY)
         rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=ids["article_ids"])
-        popularity = validate(popularity, ARTICLE_POPULARITY.name, rules)
-        step.rows = popularity.height
-
+        ARTICLE_POPULARITY.get_or_create(fs).insert(
+            validate(popularity, ARTICLE_POPULARITY.name, rules), overwrite=True
+        )
+        step.rows = run.written[ARTICLE_POPULARITY.name] = popularity.height
+        del popularity
     with log.step("customer history snapshots -> write") as step:
         counter = [0]
         history = _history_chunks(tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log)
         CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(history, counter), overwrite=True)
         step.rows = run.written[CUSTOMER_HISTORY.name] = counter[0]
-    rest = ((ARTICLE_POPULARITY, popularity), (TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles))
-    for group, frame in rest:
+    for group, frame in ((TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles)):
         with log.step(f"write {group.name}") as step:
             group.get_or_create(fs).insert(frame, overwrite=True)
             step.rows = run.written[group.name] = frame.height

@@ -67,9 +67,8 @@ ARTICLE_POPULARITY = GroupDef(
     "Units sold in the 7 and 30 days before as_of and the week-on-week trend; a snapshot on each day they change.",
 )
 
-# What the feature pipeline writes, in the order it writes them (the largest, streamed one first: a failure there
-# leaves every group untouched).
-FEATURE_GROUPS = (CUSTOMER_HISTORY, ARTICLE_POPULARITY, TRANSACTIONS, CUSTOMERS, ARTICLES)
+# What the feature pipeline writes.
+FEATURE_GROUPS = (CUSTOMERS, ARTICLES, TRANSACTIONS, CUSTOMER_HISTORY, ARTICLE_POPULARITY)
 
 
 def quarantine_group(group: GroupDef) -> GroupDef:

@@ -11,14 +11,19 @@ replaces every row in one commit, and the replaced version stays readable by tim
 
 from __future__ import annotations
 
+import itertools
+import json
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from recsys.store.errors import NotFoundError
 from recsys.store.schema import listify
@@ -58,33 +63,39 @@ class DeltaOffline:
     def write_chunks(self, chunks: Iterator[pl.DataFrame], merge_key: Sequence[str], overwrite: bool) -> int | None:
         """Write validated chunks with disjoint keys in one commit; ``None`` when there is no chunk.
 
-        A new table or an overwrite streams the chunks, so only one chunk is in memory at a time. An upsert into
-        an existing table needs the whole source for its MERGE: the chunks are concatenated first.
+        A new table or an overwrite streams: each chunk becomes its own Parquet file as it arrives (only one chunk
+        is in memory), and one Delta commit adds them all at the end — delta-rs' own writer keeps every batch of
+        a stream in memory until it commits. A failure before the commit leaves the table as it was (the files
+        written so far are not in the log); overwriting an existing table takes a delete commit first. An upsert
+        into an existing table needs the whole source for its MERGE: the chunks are concatenated first.
         """
         first = next(chunks, None)
         if first is None:
             return None
-        if not overwrite and self._table() is not None:
+        table = self._table()
+        if not overwrite and table is not None:
             return self.write(pl.concat([first, *chunks]), merge_key)
-        head = _to_delta(first).to_arrow()
-
-        failure: list[BaseException] = []
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            yield from head.to_batches()
-            try:
-                for chunk in chunks:
-                    yield from _to_delta(chunk).to_arrow().cast(head.schema).to_batches()
-            except BaseException as error:  # Arrow's C stream would wrap it in a generic DeltaError
-                failure.append(error)
-                raise
-
-        reader = pa.RecordBatchReader.from_batches(head.schema, batches())
+        self.path.mkdir(parents=True, exist_ok=True)
+        schema = _to_delta(first).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        actions = []
+        for chunk in itertools.chain([first], chunks):
+            data = _to_delta(chunk).to_arrow(compat_level=pl.CompatLevel.oldest()).cast(schema)
+            name = f"part-{uuid.uuid4()}.snappy.parquet"
+            pq.write_table(data, self.path / name, compression="snappy")
+            stat = (self.path / name).stat()
+            stats = json.dumps({"numRecords": data.num_rows})
+            actions.append(AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), True, stats))
+        if table is None:
+            create_table_with_add_actions(str(self.path), DeltaSchema.from_arrow(schema), actions, mode="append")
+            return self._latest_version()
+        # delta-rs adds files in a transaction but cannot remove them in the same one: an overwrite of an existing
+        # table is a delete commit, then the add commit; if the add fails, the table is restored to before both.
+        before = table.version()
+        table.delete()
         try:
-            write_deltalake(str(self.path), reader, mode="overwrite" if overwrite else "append")
-        except Exception:
-            if failure:
-                raise failure[0] from None
+            table.create_write_transaction(actions, mode="append", schema=schema)
+        except BaseException:
+            DeltaTable(str(self.path)).restore(before)
             raise
         return self._latest_version()
 
