@@ -31,3 +31,16 @@ def recall_at_k(top: np.ndarray, rows: np.ndarray, items: np.ndarray, k: int) ->
     bought = np.bincount(rows, None, minlength=top.shape[0])
     has_truth = bought > 0
     return float(np.mean(hits[has_truth] / bought[has_truth]))
+
+
+def top_k_accuracy(ranks: np.ndarray, k: int) -> float:
+    """Share of (query, true item) pairs whose true item is among the top ``k`` (TFRS ``FactorizedTopK``).
+
+    ``ranks[i]`` is the number of catalogue items that score strictly higher than pair i's true item (so ties
+    count in the item's favour, as in ``tf.math.in_top_k``), or -1 when the true item is not in the catalogue
+    (a miss).
+    """
+    ranks = np.asarray(ranks)
+    if len(ranks) == 0:
+        raise ValueError("top-k accuracy of no pairs is undefined")
+    return float(np.mean((ranks >= 0) & (ranks < k)))

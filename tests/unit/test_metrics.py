@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.training.metrics import recall_at_k
+from recsys.training.metrics import recall_at_k, top_k_accuracy
 
 
 def brute_recall(top: np.ndarray, rows: np.ndarray, items: np.ndarray, k: int) -> float:
@@ -38,3 +38,13 @@ def test_recall_matches_brute_force() -> None:
 def test_recall_rejects_short_lists() -> None:
     with pytest.raises(ValueError, match="recall@5"):
         recall_at_k(np.zeros((2, 3), dtype=int), np.array([0]), np.array([1]), 5)
+
+
+def test_top_k_accuracy_hand_computed() -> None:
+    # ranks = how many items score strictly higher than the true one; -1 = true item not in the catalogue
+    ranks = np.array([0, 3, 9, -1])
+    assert top_k_accuracy(ranks, 1) == pytest.approx(0.25)  # only rank 0
+    assert top_k_accuracy(ranks, 4) == pytest.approx(0.5)  # ranks 0 and 3
+    assert top_k_accuracy(ranks, 100) == pytest.approx(0.75)  # the missing one never counts
+    with pytest.raises(ValueError, match="no pairs"):
+        top_k_accuracy(np.array([], dtype=int), 1)

@@ -1,0 +1,142 @@
+"""The towers on hand-made frames: shapes, unit vectors for unseen ids, masked history, the loss, save/reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import towerdata
+
+from recsys.training.retrieval_data import ARTICLE_INDEX, PAD_INT, candidate_inputs, query_inputs, training_dataset
+from recsys.training.two_tower import (
+    PaddingMask,
+    TwoTowerConfig,
+    TwoTowerModel,
+    WeightedMean,
+    batch_probability,
+    build_model,
+    load_two_tower,
+    save_two_tower,
+    tower_function,
+)
+
+CONFIG = TwoTowerConfig(
+    embedding_dim=8, feature_embedding_dim=4, text_embedding_dim=4, hidden_units=(16,), batch_size=4, history_length=4
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> TwoTowerModel:
+    return build_model(CONFIG, towerdata.FEATURES, towerdata.rows(), towerdata.articles())
+
+
+def _norms(x: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(x, axis=1)
+
+
+def test_towers_give_unit_vectors_of_one_size(model: TwoTowerModel) -> None:
+    assert model.schema is not None
+    q = tower_function(model.query_model)(query_inputs(towerdata.rows(), model.schema))
+    c = tower_function(model.candidate_model)(candidate_inputs(towerdata.articles(), model.schema))
+    assert q.shape == (5, 8) and c.shape == (4, 8)
+    np.testing.assert_allclose(_norms(q), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(_norms(c), 1.0, rtol=1e-5)
+
+
+def test_unseen_customers_and_articles_get_finite_unit_vectors(model: TwoTowerModel) -> None:
+    assert model.schema is not None
+    strangers = (
+        towerdata.rows()
+        .head(2)
+        .with_columns(
+            customer_id=np.array(["new-1", "new-2"]),
+            club_member_status=np.array(["NEVER SEEN", "MISSING"]),
+            # an unknown article in the history, and an empty history
+            last_article_ids=pl.Series([[999, 1], []], dtype=pl.List(pl.Int64)),
+        )
+    )
+    q = tower_function(model.query_model)(query_inputs(strangers, model.schema))
+    assert np.isfinite(q).all()
+    np.testing.assert_allclose(_norms(q), 1.0, rtol=1e-5)
+    # articles 4 (never bought) and 5 (a new id) both fall in the id OOV bucket; their content tells them apart
+    new = (
+        towerdata.articles()
+        .tail(1)
+        .with_columns(
+            article_id=np.array([5]),
+            product_type_name=np.array(["Dress"]),
+            description=np.array(["Luna dress. Dress."]),
+        )
+    )
+    catalogue = towerdata.articles().vstack(new)
+    c = tower_function(model.candidate_model)(candidate_inputs(catalogue, model.schema))
+    assert np.isfinite(c).all()
+    np.testing.assert_allclose(_norms(c), 1.0, rtol=1e-5)
+    assert not np.allclose(c[3], c[4])
+
+
+def test_weighted_mean_masks_padding() -> None:
+    emb = np.array([[[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]], [[5.0, 5.0], [7.0, 7.0], [9.0, 9.0]]], np.float32)
+    ids = np.array([[4, 6, PAD_INT], [PAD_INT, PAD_INT, PAD_INT]])
+    mask = PaddingMask(PAD_INT)(ids)
+    out = WeightedMean()(emb, mask).numpy()
+    # row 0: mean of the first two vectors, the padded 100s ignored; row 1: no history -> zeros
+    np.testing.assert_allclose(out, [[2.0, 1.0], [0.0, 0.0]])
+    shares = np.array([[0.75, 0.25, 0.0]], np.float32)
+    np.testing.assert_allclose(WeightedMean()(emb[:1], shares).numpy(), [[1.5, 0.5]])  # 0.75*(1,0) + 0.25*(3,2)
+
+
+def test_history_is_a_masked_mean_of_the_shared_article_embedding(model: TwoTowerModel) -> None:
+    assert model.schema is not None
+    inputs = query_inputs(towerdata.rows().tail(1), model.schema)
+    run = tower_function(model.query_model)
+
+    def with_history(ids: list[int]) -> np.ndarray:
+        return run({**inputs, "last_article_ids": np.array([ids + [PAD_INT] * (4 - len(ids))])})
+
+    np.testing.assert_allclose(with_history([1]), with_history([1, 1]), atol=1e-6)  # a mean, not a sum
+    assert not np.allclose(with_history([1]), with_history([1, 2]))
+    assert not np.allclose(with_history([1]), with_history([]))
+    shared = [w for w in model.query_model.trainable_weights if "article_id_embedding" in w.name]
+    assert len(shared) == 1 and any(w is shared[0] for w in model.candidate_model.trainable_weights)
+
+
+def _batch(model: TwoTowerModel) -> dict:
+    assert model.schema is not None
+    ds = training_dataset(towerdata.rows(), model.schema, towerdata.articles(), batch_size=5, seed=0, shuffle=False)
+    return next(iter(ds))
+
+
+def test_loss_is_softmax_over_in_batch_candidates_with_logq_correction(model: TwoTowerModel) -> None:
+    assert model.schema is not None
+    batch = _batch(model)
+    rows = batch[ARTICLE_INDEX].numpy()
+    assert rows.tolist() == [0, 1, 2, 1, 0]  # articles 1, 2, 3, 2, 1 (unshuffled)
+    q = tower_function(model.query_model)(query_inputs(towerdata.rows(), model.schema))
+    c = tower_function(model.candidate_model)(candidate_inputs(towerdata.articles(), model.schema))[rows]
+    p = batch_probability(np.array([2.0, 2.0, 1.0, 0.0]), CONFIG.batch_size)[rows]  # training purchases per article
+    logits = q @ c.T / CONFIG.temperature - np.log(np.clip(p, 1e-6, 1.0))[None, :]
+    # accidental hits: rows 0/4 and 1/3 hold the same article, which is not its own negative
+    logits[(rows[:, None] == rows[None, :]) & ~np.eye(5, dtype=bool)] = -np.inf
+    top = logits.max(axis=1, keepdims=True)
+    log_softmax = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    expected = -np.diag(log_softmax).sum()  # TFRS sums the cross-entropy over the batch
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_fit_one_step_save_reload_identical_outputs(model: TwoTowerModel, tmp_path: Path) -> None:
+    assert model.schema is not None
+    before = [w.copy() for w in model.query_model.get_weights()]
+    model.fit(training_dataset(towerdata.rows(), model.schema, towerdata.articles(), batch_size=5, seed=0), verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.query_model.get_weights(), strict=True))
+    q_in = query_inputs(towerdata.rows(), model.schema)
+    c_in = candidate_inputs(towerdata.articles(), model.schema)
+    save_two_tower(model, tmp_path / "run")
+    query, candidate, schema = load_two_tower(tmp_path / "run")
+    assert schema == model.schema
+    assert set(query.input_specs) == set(schema.query_inputs())  # the serving signature matches the schema
+    assert set(candidate.input_specs) == set(schema.candidate_inputs())
+    np.testing.assert_array_equal(query(q_in), tower_function(model.query_model)(q_in))
+    np.testing.assert_array_equal(candidate(c_in), tower_function(model.candidate_model)(c_in))
