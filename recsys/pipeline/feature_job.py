@@ -13,11 +13,13 @@ Validation comes first: every frame derived from the source is checked by the ru
 is written. ``on_bad_rows="fail"`` stops at the first violation (naming group, rule, column and sample rows);
 ``"quarantine"`` keeps the good rows, writes the bad ones with the rules they broke to ``<group>_quarantine``, and
 goes on (transactions of a quarantined customer or article are then quarantined too: their ids no longer join).
-The snapshot groups are derived from validated rows; their own rules are invariants checked chunk by chunk, and
-the largest of them is written first, so that a failure there leaves every group as it was.
+The snapshot groups are derived from validated rows; their own rules are invariants checked chunk by chunk. They
+are written before the source groups (popularity first, to free its memory before history), so a failure there
+leaves the source groups as they were.
 
 Memory: the history snapshots are the largest table (at H&M scale tens of millions of rows with lists). They are
-computed per bucket of customers against the market prices of all transactions and streamed into one commit.
+computed in chunks of whole customers against the market prices of all transactions and streamed into one
+commit.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class FeatureOptions:
     on_bad_rows: OnBadRows = "fail"
     until: datetime | None = None  # use transactions up to and including this day (default: all)
     now: datetime | None = None  # "now" for the not-in-the-future rules (default: the wall clock)
-    bucket_rows: int = 4_000_000  # transactions per customer bucket when building history snapshots
+    history_chunk_rows: int = 4_000_000  # daily purchases per chunk of whole customers for history snapshots
 
 
 @dataclass
@@ -148,7 +150,7 @@ def _history_chunks(
     ``market`` (default: from ``tx``) must come from all transactions when ``tx`` holds only some customers.
     """
     total, chunks = customer_history_event_chunks(
-        tx, articles, rows_per_chunk=options.bucket_rows, n_last=options.n_last, market=market
+        tx, articles, rows_per_chunk=options.history_chunk_rows, n_last=options.n_last, market=market
     )
     for events in log.track(chunks, total, "customer history chunks"):
         if after is not None:

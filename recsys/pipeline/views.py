@@ -65,8 +65,3 @@ _QUERIES = {
 def create_views(fs: FeatureStore) -> dict[str, FeatureView]:
     """Create (or find, when unchanged) every view; the groups must exist and hold data."""
     return {name: fs.get_or_create_feature_view(name, version, _QUERIES[name, version](fs)) for name, version in VIEWS}
-
-
-def get_view(fs: FeatureStore, view: tuple[str, int]) -> FeatureView:
-    """An existing view by its ``(name, version)`` constant."""
-    return fs.get_feature_view(*view)

@@ -107,10 +107,10 @@ def test_incremental_before_any_backfill_says_what_to_run(tiny: Dataset, tmp_pat
         incremental(fresh(tmp_path, "home"), tiny)
 
 
-def test_small_history_buckets_give_the_same_snapshots(tiny: Dataset, tmp_path: Path) -> None:
+def test_small_history_chunks_give_the_same_snapshots(tiny: Dataset, tmp_path: Path) -> None:
     one, many = fresh(tmp_path, "one"), fresh(tmp_path, "many")
     backfill(one, tiny)
-    run = backfill(many, tiny, FeatureOptions(bucket_rows=5_000))  # ~8 buckets, streamed into one commit
+    run = backfill(many, tiny, FeatureOptions(history_chunk_rows=5_000))  # ~8 chunks, one commit
     group = CUSTOMER_HISTORY
     assert len(group.get(many.feature_store).commit_details()) == 1
     assert run.written[group.name] == sorted_rows(one.feature_store, group).height
