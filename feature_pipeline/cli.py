@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from feature_pipeline.store_cli import store_app
-from recsys.cli_support import HOME_HELP, SEED_HELP, console, make_app
+from recsys.cli_support import DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app
 from recsys.config import load_settings
 
 app = make_app("feature_pipeline", "Program 1 of the recommender: raw data -> feature groups.")
@@ -58,7 +58,6 @@ def describe_command(
     render_description(describe(load_dataset(dataset, settings, customers=customers)), console)
 
 
-DATASET_HELP = "synthetic:PRESET, hm:FOLDER (the Kaggle CSVs), or a dataset spec YAML file (default RECSYS_DATASET)."
 UNTIL_HELP = "Use transactions up to and including this day (ISO date); later days are left for incremental runs."
 BAD_ROWS_HELP = (
     "fail: stop at the first rule a row breaks and write nothing. "

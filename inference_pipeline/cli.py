@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from recsys.cli_support import make_app
+from pathlib import Path
+
+import typer
+
+from recsys.cli_support import HOME_HELP, console, make_app, quiet_tensorflow
+from recsys.config import load_settings
 
 app = make_app(
     "inference_pipeline",
     "Program 3 of the recommender: embeddings and index, KServe servers, batch scoring, deployment.",
 )
+RUN_HELP = "Training run id (default: the newest run that has what this step needs)."
+
+
+@app.command()
+def embed(
+    run: str | None = typer.Option(None, "--run", help=RUN_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """Embed every article with the run's candidate tower into candidate_embeddings (with its vector index)."""
+    from recsys.inference.embed import embed_catalogue
+    from recsys.store import connect
+
+    quiet_tensorflow()
+    embed_catalogue(connect(load_settings(home=home)), run, log=lambda line: console.print(line))

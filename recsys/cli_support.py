@@ -17,9 +17,11 @@ from recsys.errors import RecsysError
 
 # TFRS needs Keras 2; this must be set before TensorFlow is first imported (design §10).
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN)
 
 console = Console()
 HOME_HELP = "RECSYS_HOME: root folder of the embedded backend and of generated data (default ./.recsys)."
+DATASET_HELP = "synthetic:PRESET, hm:FOLDER (the Kaggle CSVs), or a dataset spec YAML file (default RECSYS_DATASET)."
 SEED_HELP = "Random seed; the same seed gives byte-identical files (default RECSYS_SEED or 42)."
 err_console = Console(stderr=True)
 
@@ -28,6 +30,13 @@ def fail(message: str) -> None:
     """Print one error line and exit with code 2."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise SystemExit(2)
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's Python warnings (retracing, SavedModel compile notes) out of the program's output."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
 
 
 def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:

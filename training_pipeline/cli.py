@@ -1,7 +1,84 @@
-"""``python -m training_pipeline``: program 2 of the recommender."""
+"""``python -m training_pipeline``: program 2 of the recommender (feature views -> models in the registry)."""
 
 from __future__ import annotations
 
-from recsys.cli_support import make_app
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from recsys.cli_support import DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app, quiet_tensorflow
+from recsys.config import Settings, load_settings
 
 app = make_app("training_pipeline", "Program 2 of the recommender: feature views -> models in the registry.")
+
+SET_HELP = "Override a two-tower setting, KEY=VALUE (repeatable), e.g. --set embedding_dim=32 --set temperature=0.1."
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with JSON values where they parse (numbers, booleans, lists), else strings."""
+    import json
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, not {pair!r}", param_hint="--set")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def oracle_for(settings: Settings) -> Any:
+    """The generator's oracle when the data set is synthetic, else ``None``."""
+    kind, _, preset = settings.dataset.partition(":")
+    if kind != "synthetic":
+        return None
+    from recsys.data.oracle import Oracle
+    from recsys.data.sources import synthetic_dir
+
+    return Oracle.from_dir(synthetic_dir(settings, preset))
+
+
+def metric_table(title: str, table: Any) -> Any:
+    """A polars metric table (one row per method) as a rich table with one column per method."""
+    from rich.table import Table
+
+    methods = table.get_column("method").to_list()
+    out = Table("metric", *methods, title=title)
+    for metric in table.columns[1:]:
+        values = table.get_column(metric).to_list()
+        out.add_row(metric, *("—" if v is None else f"{v:.4f}" for v in values))
+    return out
+
+
+@app.command()
+def retrieval(
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 10)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    seed: int | None = typer.Option(None, help=SEED_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """Train the two-tower model, evaluate it on the test week beside the baselines, register both towers."""
+    from recsys.data.sources import dataset_features
+    from recsys.store import connect
+    from recsys.training.retrieval_job import train_retrieval
+    from recsys.training.two_tower import TwoTowerConfig
+
+    settings = load_settings(home=home, seed=seed, dataset=dataset)
+    overrides = parse_overrides(set_) | ({"epochs": epochs} if epochs else {}) | {"seed": settings.seed}
+    try:
+        config = TwoTowerConfig.from_dict(overrides)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from None
+    quiet_tensorflow()
+    features = dataset_features(settings.dataset, settings)
+    result = train_retrieval(
+        connect(settings), features, config, oracle=oracle_for(settings), log=lambda line: console.print(line)
+    )
+    console.print(metric_table(f"retrieval on the test week, run {result.run_id}", result.metrics))
+    versions = ", ".join(f"{name} v{version}" for name, version in result.model_versions.items())
+    console.print(f"registered {versions} under run [bold]{result.run_id}[/] in {result.seconds:.0f} s")

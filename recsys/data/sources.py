@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recsys.config import Settings
-from recsys.data.dataset import Dataset
+from recsys.data.dataset import Dataset, FeatureSpec
 from recsys.errors import DataError
 
 FORMS = "synthetic:PRESET (tiny|small|hm), hm:FOLDER with the Kaggle CSVs, or a dataset spec .yaml (or its folder)"
@@ -26,25 +26,49 @@ def ensure_synthetic(settings: Settings, preset: str) -> Path:
     return folder
 
 
-def load_dataset(ref: str, settings: Settings, customers: int | None = None) -> Dataset:
-    """Load the data set a reference names; ``customers`` samples that many customers (H&M only)."""
-    from recsys.data.spec import load_spec, read_dataset
-
+def _locate(ref: str, settings: Settings) -> tuple[str, Path]:
+    """``("synthetic" | "hm" | "spec", path)``: the spec file of a synthetic preset or a spec, the H&M folder."""
     kind, _, rest = ref.partition(":")
     if kind == "synthetic" and rest:
         from recsys.data.synthetic import get_preset
 
         get_preset(rest)  # fail on an unknown preset before touching the disk
-        return read_dataset(load_spec(ensure_synthetic(settings, rest) / "dataset.yaml"))
+        return "synthetic", ensure_synthetic(settings, rest) / "dataset.yaml"
     if kind == "hm" and rest:
-        from recsys.data.hm import load_hm
-
-        return load_hm(Path(rest), customers=customers, seed=settings.seed, cache_dir=settings.home / "cache" / "hm")
+        return "hm", Path(rest)
     path = Path(ref)
     if path.is_dir() and (path / "dataset.yaml").exists():
         path = path / "dataset.yaml"
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
             raise DataError(f"{path}: dataset spec not found")
-        return read_dataset(load_spec(path))
+        return "spec", path
     raise DataError(f"dataset {ref!r} not understood: expected {FORMS}")
+
+
+def load_dataset(ref: str, settings: Settings, customers: int | None = None) -> Dataset:
+    """Load the data set a reference names; ``customers`` samples that many customers (H&M only)."""
+    from recsys.data.spec import load_spec, read_dataset
+
+    kind, path = _locate(ref, settings)
+    if kind == "hm":
+        from recsys.data.hm import load_hm
+
+        return load_hm(path, customers=customers, seed=settings.seed, cache_dir=settings.home / "cache" / "hm")
+    return read_dataset(load_spec(path))
+
+
+def dataset_features(ref: str, settings: Settings) -> dict[str, dict[str, FeatureSpec]]:
+    """The feature types the data set's spec declares, without reading its tables.
+
+    Training reads its rows from the feature store; from the data set it needs only this: which columns are
+    categorical, numeric or text.
+    """
+    from recsys.data.spec import load_spec
+
+    kind, path = _locate(ref, settings)
+    if kind == "hm":
+        from recsys.data.hm import HM_SPEC
+
+        return load_spec(HM_SPEC, base_dir=path).feature_specs()
+    return load_spec(path).feature_specs()

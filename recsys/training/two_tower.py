@@ -23,6 +23,7 @@ a process that has already imported Keras 3 through ``tf.keras`` gets a clear er
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -71,6 +72,7 @@ from recsys.training.retrieval_data import (
 )
 
 QUERY_DIR, CANDIDATE_DIR, SCHEMA_FILE, CONFIG_FILE = "query", "candidate", "tower_features.json", "config.json"
+TOWER_DIR = "tower"  # the SavedModel inside one tower's registry folder
 EMBEDDING = "embedding"  # the output of a saved tower's serving signature
 UNUSED = "[unused]"  # the placeholder of an empty vocabulary
 
@@ -453,10 +455,32 @@ def save_two_tower(model: TwoTowerModel, directory: str | Path) -> Path:
     if model.schema is not None:
         (directory / SCHEMA_FILE).write_text(model.schema.to_json())
     if model.config is not None:
-        import json
-
         (directory / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2))
     return directory
+
+
+def save_tower_artifacts(model: TwoTowerModel, which: str, directory: str | Path) -> Path:
+    """One tower as a registry artefact: ``directory/tower`` (SavedModel) + the schema + the config (JSON).
+
+    ``which`` is ``"query"`` or ``"candidate"``. Each tower is registered as its own model (one run id ties
+    them), so each folder carries the schema it needs to turn feature rows into its inputs.
+    """
+    towers = {QUERY_DIR: model.query_model, CANDIDATE_DIR: model.candidate_model}
+    if which not in towers:
+        raise ValueError(f"which must be 'query' or 'candidate', not {which!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tower(towers[which], directory / TOWER_DIR)
+    assert model.schema is not None and model.config is not None
+    (directory / SCHEMA_FILE).write_text(model.schema.to_json())
+    (directory / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2))
+    return directory
+
+
+def load_tower_artifacts(directory: str | Path) -> tuple[SavedTower, TowerFeatures]:
+    """A tower saved by :func:`save_tower_artifacts` and its schema."""
+    directory = Path(directory)
+    return SavedTower(directory / TOWER_DIR), TowerFeatures.from_json((directory / SCHEMA_FILE).read_text())
 
 
 def load_two_tower(directory: str | Path) -> tuple[SavedTower, SavedTower, TowerFeatures]:

@@ -1,0 +1,1 @@
+"""Offline parts of the inference pipeline: the catalogue's embeddings and index (serving is in recsys.serving)."""

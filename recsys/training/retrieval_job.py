@@ -1,0 +1,223 @@
+"""The retrieval step of the training pipeline: split by time, train the two towers, evaluate, register.
+
+Design §6: the test week (the last 7 days the store holds) is never touched in training; the validation week
+before it drives early stopping; everything earlier is training data. The test evaluation scores the model and,
+in the same run and on the same customers, the baselines (global popularity of the last week, repurchase +
+popularity) and, on synthetic data, the generator's oracle: the ceiling any model can reach.
+
+Both towers are registered under one new run id, each with the test metrics (baselines included, prefixed),
+the ``retrieval`` feature view and an input example; ``evaluation.json`` beside the artefacts keeps the whole
+table, the per-epoch history and the split for the run's report.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
+from recsys.errors import RecsysError
+from recsys.features.common import cutoff
+from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, RETRIEVAL_VIEW
+from recsys.store.base import Project
+from recsys.store.errors import NotFoundError
+from recsys.training import baselines, retrieval_eval
+from recsys.training.retrieval_data import candidate_inputs, query_inputs
+from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, new_run_id
+from recsys.training.two_tower import TwoTowerConfig, fit, save_tower_artifacts, tower_function
+
+EVALUATION_FILE = "evaluation.json"
+METHOD = "method"
+TWO_TOWER, POPULARITY, REPURCHASE, ORACLE = "two_tower", "popularity", "repurchase+popularity", "oracle"
+
+
+class TrainingDataError(RecsysError):
+    """The feature store does not hold what training needs (no view, too few days, an empty week)."""
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Day boundaries (midnights): train < ``val_start`` ≤ validation < ``test_start`` ≤ test < ``end``."""
+
+    val_start: datetime
+    test_start: datetime
+    end: datetime
+
+    @classmethod
+    def before(cls, end: datetime, test_days: int = 7, val_days: int = 7) -> TimeSplit:
+        test_start = end - timedelta(days=test_days)
+        return cls(test_start - timedelta(days=val_days), test_start, end)
+
+    def to_dict(self) -> dict[str, str]:
+        return {key: value.isoformat() for key, value in asdict(self).items()}
+
+
+@dataclass
+class RetrievalData:
+    """The retrieval rows of each period, the whole catalogue and the customers (views of the store)."""
+
+    split: TimeSplit
+    train: pl.DataFrame
+    val: pl.DataFrame
+    test: pl.DataFrame
+    articles: pl.DataFrame
+    customers: pl.DataFrame
+
+
+def load_retrieval_data(project: Project, test_days: int = 7, val_days: int = 7) -> RetrievalData:
+    """Read the ``retrieval``, ``articles`` and ``customers`` views and split by time (design §6)."""
+    fs = project.feature_store
+    try:
+        view = fs.get_feature_view(*RETRIEVAL_VIEW)
+    except NotFoundError as exc:
+        raise TrainingDataError(f"{exc}: run `python -m feature_pipeline backfill` first") from None
+    rows, _ = view.training_data()
+    if rows.height == 0:
+        raise TrainingDataError("the retrieval view is empty: run `python -m feature_pipeline backfill` first")
+    first, last = rows.get_column(T_DAT).min(), rows.get_column(T_DAT).max()
+    split = TimeSplit.before(cutoff(last) + timedelta(days=1), test_days, val_days)
+    if cutoff(first) >= split.val_start:
+        raise TrainingDataError(
+            f"the store holds {first:%Y-%m-%d}..{last:%Y-%m-%d}: too short for {val_days} validation and "
+            f"{test_days} test days plus training days"
+        )
+    train, val, test, *_ = view.train_validation_test_split(
+        validation_start=split.val_start, test_start=split.test_start
+    )
+    for name, frame in (("validation", val), ("test", test)):
+        if frame.height == 0:
+            raise TrainingDataError(f"the {name} week before {split.end:%Y-%m-%d} has no purchases")
+    articles, _ = fs.get_feature_view(*ARTICLES_VIEW).training_data()
+    customers, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
+    return RetrievalData(split, train, val, test, articles, customers)
+
+
+@dataclass
+class RetrievalResult:
+    """What the retrieval step produced: the run, the metric table (one row per method) and the epochs."""
+
+    run_id: str
+    metrics: pl.DataFrame
+    history: list[dict[str, float]]
+    model_versions: dict[str, int]
+    seconds: float
+
+
+def evaluate_test(
+    model: Any,
+    data: RetrievalData,
+    oracle: Any = None,
+) -> tuple[pl.DataFrame, retrieval_eval.Recommendations]:
+    """Test-week metrics of the model and the baselines on the same customers; one row per method."""
+    past = pl.concat([data.train, data.val], how="diagonal_relaxed")
+    query_fn, candidate_fn = tower_function(model.query_model), tower_function(model.candidate_model)
+    metrics, recs = retrieval_eval.evaluate_retrieval(
+        query_fn,
+        candidate_fn,
+        model.schema,
+        past,
+        data.test,
+        data.articles,
+        customers=data.customers,
+        as_of=data.split.test_start,
+    )
+    rows = [{METHOD: TWO_TOWER, **metrics}]
+    truth = data.test.select(CUSTOMER_ID, ARTICLE_ID)
+    catalogue = data.articles.get_column(ARTICLE_ID)
+    n = max(retrieval_eval.RECALL_KS)
+    for name, baseline in ((POPULARITY, baselines.popularity_baseline), (REPURCHASE, baselines.repurchase_baseline)):
+        ranked = baseline(recs.customer_ids, past, data.split.test_start, n, catalogue=catalogue)
+        rows.append({METHOD: name, **retrieval_eval.recall(ranked, truth)})
+    if oracle is not None:
+        ceiling = oracle.recall_at_k(data.test.select(CUSTOMER_ID, ARTICLE_ID, T_DAT), retrieval_eval.RECALL_KS)
+        rows.append({METHOD: ORACLE, **{f"recall@{k}": value for k, value in ceiling.items()}})
+    return pl.DataFrame(rows, infer_schema_length=None), recs
+
+
+def registry_metrics(table: pl.DataFrame) -> dict[str, float]:
+    """The model's metrics as they are, each baseline's prefixed by its name (``popularity/recall@100``)."""
+    out: dict[str, float] = {}
+    for row in table.iter_rows(named=True):
+        prefix = "" if row[METHOD] == TWO_TOWER else f"{row[METHOD]}/"
+        out |= {prefix + key: float(value) for key, value in row.items() if key != METHOD and value is not None}
+    return out
+
+
+def train_retrieval(
+    project: Project,
+    features: Mapping[str, Mapping[str, FeatureSpec]],
+    config: TwoTowerConfig,
+    *,
+    data: RetrievalData | None = None,
+    oracle: Any = None,
+    run_id: str | None = None,
+    log: Callable[[str], None] = print,
+) -> RetrievalResult:
+    """Train the two towers, evaluate them on the test week and register both under one run id."""
+    started = time.perf_counter()
+    data = data or load_retrieval_data(project)
+    run_id = run_id or new_run_id()
+    log(
+        f"run {run_id}: train {data.train.height:,} rows < {data.split.val_start:%Y-%m-%d} ≤ "
+        f"validation {data.val.height:,} < {data.split.test_start:%Y-%m-%d} ≤ test {data.test.height:,} "
+        f"< {data.split.end:%Y-%m-%d}; catalogue {data.articles.height:,} articles"
+    )
+    model, history = fit(
+        config,
+        data.train,
+        data.val,
+        data.articles,
+        features,
+        customers_df=data.customers,
+        val_start=data.split.val_start,
+        log=log,
+    )
+    table, _ = evaluate_test(model, data, oracle)
+    evaluation = {
+        "run_id": run_id,
+        "split": data.split.to_dict(),
+        "rows": {"train": data.train.height, "validation": data.val.height, "test": data.test.height},
+        "catalogue": data.articles.height,
+        "metrics": table.to_dicts(),
+        "history": history,
+        "config": asdict(config),
+    }
+    view = project.feature_store.get_feature_view(*RETRIEVAL_VIEW)
+    example = _input_example(model, data.test)
+    versions: dict[str, int] = {}
+    for name, which in ((QUERY_MODEL, "query"), (CANDIDATE_MODEL, "candidate")):
+        with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+            folder = save_tower_artifacts(model, which, Path(tmp) / name)
+            (folder / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2, default=str))
+            saved = project.model_registry.create_model(
+                name,
+                metrics=registry_metrics(table),
+                description=f"two-tower {which} tower of {run_id}",
+                feature_view=view,
+                input_example=example[which],
+                run_id=run_id,
+                framework="tensorflow",
+            ).save(folder)
+        assert saved.version is not None
+        versions[name] = saved.version
+    return RetrievalResult(run_id, table, history, versions, time.perf_counter() - started)
+
+
+def _input_example(model: Any, rows: pl.DataFrame) -> dict[str, dict[str, list]]:
+    """One row of each tower's encoded inputs (a retrieval row holds both sides), as JSON-ready lists."""
+    first = rows.head(1)
+    query, candidate = query_inputs(first, model.schema), candidate_inputs(first, model.schema)
+    return {"query": _lists(query), "candidate": _lists(candidate)}
+
+
+def _lists(inputs: Mapping[str, np.ndarray]) -> dict[str, list]:
+    return {key: np.asarray(value).tolist() for key, value in inputs.items()}
