@@ -1,0 +1,149 @@
+"""The report of a training run: ``report.md`` plus PNG plots, written beside the run's models.
+
+Inputs are the plain dicts the training steps save with their models (``evaluation.json`` of the towers,
+``ranking_evaluation.json`` of the ranker), so a report can be rebuilt from the registry alone. Every model
+number stands beside its baselines, and on synthetic data beside the oracle (design §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt
+
+REPORT_FILE = "report.md"
+TRAINING_PNG, RECALL_PNG, MAP_PNG, IMPORTANCE_PNG = "training.png", "recall_at_k.png", "map12.png", "importance.png"
+METHOD = "method"
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Rows of dicts as a Markdown table; floats with 4 decimals, missing values as a dash."""
+    if not rows:
+        return "_no rows_\n"
+    columns = list(columns or rows[0].keys())
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(col)) for col in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_training(history: Sequence[Mapping[str, float]], path: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    recall_key = next((key for key in history[0] if key.startswith("val_recall_at_")), None)
+    fig, left = plt.subplots(figsize=(6, 3.5))
+    left.plot(epochs, [row["loss"] for row in history], "o-", color="tab:blue", label="training loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss", color="tab:blue")
+    if recall_key:
+        right = left.twinx()
+        right.plot(epochs, [row[recall_key] for row in history], "s-", color="tab:orange")
+        right.set_ylabel(recall_key.replace("val_recall_at_", "validation recall@"), color="tab:orange")
+    left.set_title("two-tower training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_recall(metrics: Sequence[Mapping[str, Any]], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for row in metrics:
+        points = sorted((int(key.split("@")[1]), value) for key, value in row.items() if key.startswith("recall@"))
+        points = [(k, v) for k, v in points if v is not None]
+        if points:
+            ax.plot([k for k, _ in points], [v for _, v in points], "o-", label=row[METHOD])
+    ax.set_xscale("log")
+    ks = sorted({int(key.split("@")[1]) for row in metrics for key in row if key.startswith("recall@")})
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
+    ax.set_xlabel("K (articles retrieved)")
+    ax.set_ylabel("recall@K (test week)")
+    ax.set_title("retrieval: model vs baselines")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_bars(labels: Sequence[str], values: Sequence[float], title: str, path: Path, horizontal: bool) -> None:
+    fig, ax = plt.subplots(figsize=(6, max(3.0, 0.25 * len(labels) + 1) if horizontal else 3.5))
+    if horizontal:
+        ax.barh(list(labels)[::-1], list(values)[::-1], color="tab:green")
+    else:
+        ax.bar(labels, values, color="tab:purple")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(
+    folder: str | Path,
+    retrieval: Mapping[str, Any],
+    ranking: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``report.md`` and its plots into ``folder``; returns the Markdown file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    split, rows = retrieval.get("split", {}), retrieval.get("rows", {})
+    parts = [
+        f"# Training run {retrieval.get('run_id', '?')}\n",
+        "Time split (design §6): train < {val_start} ≤ validation < {test_start} ≤ test < {end}.".format(
+            **{key: str(value)[:10] for key, value in split.items()}
+        )
+        if split
+        else "",
+        f"Rows: {', '.join(f'{name} {count:,}' for name, count in rows.items())}; "
+        f"catalogue {retrieval.get('catalogue', 0):,} articles.\n",
+        "## Retrieval (two-tower) on the test week, whole catalogue\n",
+        markdown_table(retrieval["metrics"]),
+    ]
+    history = retrieval.get("history") or []
+    if history:
+        _plot_training(history, folder / TRAINING_PNG)
+        parts += [
+            "## Training\n",
+            markdown_table(history, ["epoch", "loss", *[k for k in history[0] if k.startswith("val_")]]),
+            f"![training curves]({TRAINING_PNG})\n",
+        ]
+    _plot_recall(retrieval["metrics"], folder / RECALL_PNG)
+    parts.append(f"![recall@K]({RECALL_PNG})\n")
+    if ranking:
+        table = ranking["metrics"]
+        _plot_bars(
+            [r[METHOD] for r in table], [r["map@12"] for r in table], "MAP@12 (test week)", folder / MAP_PNG, False
+        )
+        parts += [
+            "## Whole pipeline on the test week (retrieve → rank → top 12)\n",
+            f"Ranker objective: {ranking.get('objective', '?')}.\n",
+            markdown_table(table),
+            f"![MAP@12]({MAP_PNG})\n",
+        ]
+        importance = list(ranking.get("importance") or [])[:20]
+        if importance:
+            _plot_bars(
+                [r["feature"] for r in importance],
+                [r["importance"] for r in importance],
+                "ranker feature importance (top 20)",
+                folder / IMPORTANCE_PNG,
+                True,
+            )
+            parts += [
+                "## Ranker feature importance (top 20)\n",
+                markdown_table(importance),
+                f"![importance]({IMPORTANCE_PNG})\n",
+            ]
+    path = folder / REPORT_FILE
+    path.write_text("\n".join(part for part in parts if part))
+    return path
