@@ -26,7 +26,7 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.errors import RecsysError
-from recsys.features.common import cutoff
+from recsys.features.common import cutoff, feature_name
 from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, RETRIEVAL_VIEW
 from recsys.store.base import Project
 from recsys.store.errors import NotFoundError
@@ -98,7 +98,43 @@ def load_retrieval_data(project: Project, test_days: int = 7, val_days: int = 7)
             raise TrainingDataError(f"the {name} week before {split.end:%Y-%m-%d} has no purchases")
     articles, _ = fs.get_feature_view(*ARTICLES_VIEW).training_data()
     customers, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
+    for name, frame in (("retrieval", rows), ("articles", articles), ("customers", customers)):
+        check_numeric(frame, name)
     return RetrievalData(split, train, val, test, articles, customers)
+
+
+def check_numeric(frame: pl.DataFrame, view: str) -> None:
+    """NaN or infinite numbers would turn every gradient into NaN: refuse them before training, naming rows."""
+    floats = [name for name, dtype in frame.schema.items() if dtype.is_float()]
+    if not floats:
+        return
+    bad = frame.select(floats).select(pl.all().is_nan().or_(pl.all().is_infinite()).any())
+    for column in [name for name in floats if bad.get_column(name).item()]:
+        rows = frame.filter(~pl.col(column).is_finite()).head(5)
+        keys = [c for c in (CUSTOMER_ID, ARTICLE_ID, T_DAT) if c in rows.columns]
+        raise TrainingDataError(
+            f"view '{view}', column '{column}': NaN or infinite values, e.g. in rows "
+            f"{rows.select(*keys, column).to_dicts()}; fix the source data or its feature function"
+        )
+
+
+def check_features(features: Mapping[str, Mapping[str, FeatureSpec]], data: RetrievalData) -> None:
+    """The spec's features must be the store's: a spec of another data set would silently train on ids only."""
+    columns = {"customers": set(data.customers.columns), "articles": set(data.articles.columns)}
+    columns["transactions"] = set(data.train.columns)
+    missing = [
+        f"{table}.{name}"
+        for table, specs in features.items()
+        for name in specs
+        if table in columns and feature_name(name) not in columns[table]
+    ]
+    if missing:
+        raise TrainingDataError(
+            f"the dataset spec's features {missing} are not in the feature store: was the store built from "
+            "another data set? Pass the --dataset the feature pipeline used"
+        )
+    if not any(features.get("articles", {})):
+        raise TrainingDataError("the dataset spec declares no article features: the candidate tower needs some")
 
 
 @dataclass
@@ -165,6 +201,7 @@ def train_retrieval(
     """Train the two towers, evaluate them on the test week and register both under one run id."""
     started = time.perf_counter()
     data = data or load_retrieval_data(project)
+    check_features(features, data)
     run_id = run_id or new_run_id()
     log(
         f"run {run_id}: train {data.train.height:,} rows < {data.split.val_start:%Y-%m-%d} ≤ "

@@ -21,7 +21,7 @@ from recsys.pipeline.feature_job import backfill
 from recsys.store import connect
 from recsys.store.base import Project
 from recsys.training.retrieval_data import candidate_inputs
-from recsys.training.retrieval_job import EVALUATION_FILE, load_retrieval_data
+from recsys.training.retrieval_job import EVALUATION_FILE, TrainingDataError, check_numeric, load_retrieval_data
 from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, find_run, list_runs
 from recsys.training.two_tower import load_tower_artifacts
 from tests.integration.test_cli import assert_clean_error, run
@@ -134,3 +134,22 @@ def test_training_on_an_empty_store_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_config_override_is_named(tmp_path: Path) -> None:
     proc = run("training_pipeline", "retrieval", "--set", "embedding_size=8", home=tmp_path)
     assert proc.returncode == 2 and "embedding_size" in proc.stderr
+
+
+def test_a_spec_of_another_data_set_is_refused_before_training(trained: Trained, tmp_path: Path) -> None:
+    spec = tmp_path / "other.yaml"
+    spec.write_text(
+        "name: other\nid_types: {customer_id: int, article_id: int}\n"
+        "transactions: {path: t.csv, customer_id: u, article_id: i, timestamp: {column: ts, unit: s}}\n"
+        "articles: {path: a.csv, article_id: i, features: {title: text}}\n"
+    )
+    proc = run("training_pipeline", "retrieval", "--dataset", str(spec), home=trained.home)
+    assert_clean_error(proc, "articles.title", "not in the feature store", "--dataset")
+    assert "epoch" not in proc.stdout
+
+
+def test_nan_in_a_numeric_feature_names_column_and_rows() -> None:
+    frame = pl.DataFrame({"customer_id": ["a", "b"], "article_id": [1, 2], "age": [30.0, float("nan")]})
+    with pytest.raises(TrainingDataError, match=r"view 'customers', column 'age': NaN.*'customer_id': 'b'"):
+        check_numeric(frame, "customers")
+    check_numeric(frame.head(1), "customers")  # finite numbers pass
