@@ -12,6 +12,10 @@ from recsys.config import Settings, load_settings
 
 app = make_app("training_pipeline", "Program 2 of the recommender: feature views -> models in the registry.")
 
+SPLIT_HELP = (
+    "time: test = the last 7 days, validation = the 7 before (design §6). per-customer: each customer's last "
+    "--holdout share of rows is test and the share before validation (published MovieLens protocol)."
+)
 SET_HELP = "Override a two-tower setting, KEY=VALUE (repeatable), e.g. --set embedding_dim=32 --set temperature=0.1."
 
 
@@ -59,6 +63,8 @@ def retrieval(
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
     epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 10)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    split: str = typer.Option("time", help=SPLIT_HELP),
+    holdout: float = typer.Option(0.1, help="per-customer split: each customer's share of rows for test (and val)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
@@ -68,6 +74,8 @@ def retrieval(
     from recsys.training.retrieval_job import train_retrieval
     from recsys.training.two_tower import TwoTowerConfig
 
+    if split not in ("time", "per-customer"):
+        raise typer.BadParameter(f"expected time or per-customer, not {split!r}", param_hint="--split")
     settings = load_settings(home=home, seed=seed, dataset=dataset)
     overrides = parse_overrides(set_) | ({"epochs": epochs} if epochs else {}) | {"seed": settings.seed}
     try:
@@ -77,7 +85,12 @@ def retrieval(
     quiet_tensorflow()
     features = dataset_features(settings.dataset, settings)
     result = train_retrieval(
-        connect(settings), features, config, oracle=oracle_for(settings), log=lambda line: console.print(line)
+        connect(settings),
+        features,
+        config,
+        oracle=oracle_for(settings),
+        per_customer=holdout if split == "per-customer" else None,
+        log=lambda line: console.print(line),
     )
     console.print(metric_table(f"retrieval on the test week, run {result.run_id}", result.metrics))
     versions = ", ".join(f"{name} v{version}" for name, version in result.model_versions.items())

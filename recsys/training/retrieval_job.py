@@ -31,7 +31,7 @@ from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, RETRIEVAL_VIEW
 from recsys.store.base import Project
 from recsys.store.errors import NotFoundError
 from recsys.training import baselines, retrieval_eval
-from recsys.training.retrieval_data import candidate_inputs, query_inputs
+from recsys.training.retrieval_data import candidate_inputs, catalogue_rows, query_inputs
 from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, new_run_id
 from recsys.training.two_tower import TwoTowerConfig, fit, save_tower_artifacts, tower_function
 
@@ -51,14 +51,15 @@ class TimeSplit:
     val_start: datetime
     test_start: datetime
     end: datetime
+    per_customer: float | None = None  # set: each customer's last share of rows is test, the share before val
 
     @classmethod
     def before(cls, end: datetime, test_days: int = 7, val_days: int = 7) -> TimeSplit:
         test_start = end - timedelta(days=test_days)
         return cls(test_start - timedelta(days=val_days), test_start, end)
 
-    def to_dict(self) -> dict[str, str]:
-        return {key: value.isoformat() for key, value in asdict(self).items()}
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in asdict(self).items()}
 
 
 @dataclass
@@ -73,8 +74,15 @@ class RetrievalData:
     customers: pl.DataFrame
 
 
-def load_retrieval_data(project: Project, test_days: int = 7, val_days: int = 7) -> RetrievalData:
-    """Read the ``retrieval``, ``articles`` and ``customers`` views and split by time (design §6)."""
+def load_retrieval_data(
+    project: Project, test_days: int = 7, val_days: int = 7, per_customer: float | None = None
+) -> RetrievalData:
+    """Read the ``retrieval``, ``articles`` and ``customers`` views and split them (design §6).
+
+    By default by time: the last ``test_days`` are the test period, the ``val_days`` before validation.
+    ``per_customer`` (e.g. 0.1) instead takes each customer's last share of rows as test and the share before
+    as validation, the protocol of published MovieLens results; only for comparison with them.
+    """
     fs = project.feature_store
     try:
         view = fs.get_feature_view(*RETRIEVAL_VIEW)
@@ -84,23 +92,53 @@ def load_retrieval_data(project: Project, test_days: int = 7, val_days: int = 7)
     if rows.height == 0:
         raise TrainingDataError("the retrieval view is empty: run `python -m feature_pipeline backfill` first")
     first, last = rows.get_column(T_DAT).min(), rows.get_column(T_DAT).max()
-    split = TimeSplit.before(cutoff(last) + timedelta(days=1), test_days, val_days)
-    if cutoff(first) >= split.val_start:
-        raise TrainingDataError(
-            f"the store holds {first:%Y-%m-%d}..{last:%Y-%m-%d}: too short for {val_days} validation and "
-            f"{test_days} test days plus training days"
+    if per_customer is not None:
+        train, val, test = split_per_customer(rows, per_customer)
+        split = TimeSplit(
+            cutoff(val.get_column(T_DAT).min()),
+            cutoff(test.get_column(T_DAT).min()),
+            cutoff(last) + timedelta(days=1),
+            per_customer,
         )
-    train, val, test, *_ = view.train_validation_test_split(
-        validation_start=split.val_start, test_start=split.test_start
-    )
+    else:
+        split = TimeSplit.before(cutoff(last) + timedelta(days=1), test_days, val_days)
+        if cutoff(first) >= split.val_start:
+            raise TrainingDataError(
+                f"the store holds {first:%Y-%m-%d}..{last:%Y-%m-%d}: too short for {val_days} validation and "
+                f"{test_days} test days plus training days"
+            )
+        train, val, test, *_ = view.train_validation_test_split(split.val_start, split.test_start)
     for name, frame in (("validation", val), ("test", test)):
         if frame.height == 0:
-            raise TrainingDataError(f"the {name} week before {split.end:%Y-%m-%d} has no purchases")
+            raise TrainingDataError(f"the {name} period before {split.end:%Y-%m-%d} has no purchases")
     articles, _ = fs.get_feature_view(*ARTICLES_VIEW).training_data()
     customers, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
     for name, frame in (("retrieval", rows), ("articles", articles), ("customers", customers)):
         check_numeric(frame, name)
     return RetrievalData(split, train, val, test, articles, customers)
+
+
+def split_per_customer(rows: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Each customer's rows by time: the last ``ceil(share·n)`` are test, as many before them validation."""
+    if not 0 < share < 0.5:
+        raise TrainingDataError(f"the per-customer test share must be in (0, 0.5), not {share}")
+    ordered = rows.sort(CUSTOMER_ID, T_DAT, ARTICLE_ID)
+    n = pl.len().over(CUSTOMER_ID)
+    held = (pl.lit(share) * n).ceil().cast(pl.Int64)
+    position = pl.int_range(pl.len()).over(CUSTOMER_ID)
+    part = ordered.select(
+        pl.when(position >= n - held).then(2).when(position >= n - 2 * held).then(1).otherwise(0).alias("_part")
+    ).to_series()
+    return tuple(ordered.filter(part == i) for i in range(3))  # type: ignore[return-value]
+
+
+def describe_split(data: RetrievalData) -> str:
+    """One line: the periods and their row counts."""
+    sizes = f"train {data.train.height:,}, validation {data.val.height:,}, test {data.test.height:,} rows"
+    if data.split.per_customer is not None:
+        return f"per-customer split (last {data.split.per_customer:.0%} of each customer's rows): {sizes}"
+    s = data.split
+    return f"train < {s.val_start:%Y-%m-%d} ≤ validation < {s.test_start:%Y-%m-%d} ≤ test < {s.end:%Y-%m-%d}: {sizes}"
 
 
 def check_numeric(frame: pl.DataFrame, view: str) -> None:
@@ -152,8 +190,10 @@ def evaluate_test(
     model: Any,
     data: RetrievalData,
     oracle: Any = None,
-) -> tuple[pl.DataFrame, retrieval_eval.Recommendations]:
+) -> tuple[pl.DataFrame, retrieval_eval.Recommendations | None]:
     """Test-week metrics of the model and the baselines on the same customers; one row per method."""
+    if data.split.per_customer is not None:
+        return per_transaction_table(model, data), None
     past = pl.concat([data.train, data.val], how="diagonal_relaxed")
     query_fn, candidate_fn = tower_function(model.query_model), tower_function(model.candidate_model)
     metrics, recs = retrieval_eval.evaluate_retrieval(
@@ -179,6 +219,29 @@ def evaluate_test(
     return pl.DataFrame(rows, infer_schema_length=None), recs
 
 
+def per_transaction_table(model: Any, data: RetrievalData) -> pl.DataFrame:
+    """Top-K accuracy per test row for the model and for training-set popularity (per-customer split).
+
+    Without one evaluation day there is no single as-of state for recall per customer; each test row is scored
+    from its own point-in-time features, and popularity ranks the catalogue by units sold in training.
+    """
+    schema = model.schema
+    rows = catalogue_rows(data.test, data.articles)
+    catalogue = retrieval_eval.embed(tower_function(model.candidate_model), candidate_inputs(data.articles, schema))
+    queries = retrieval_eval.embed(tower_function(model.query_model), query_inputs(data.test, schema))
+    model_ranks = retrieval_eval.truth_ranks(queries, catalogue, rows)
+    bought = catalogue_rows(data.train, data.articles)
+    sold = np.bincount(bought[bought >= 0], minlength=data.articles.height)
+    order = np.sort(sold)
+    popularity_ranks = np.where(rows >= 0, len(sold) - np.searchsorted(order, sold[rows], side="right"), -1)
+    return pl.DataFrame(
+        [
+            {METHOD: TWO_TOWER, **retrieval_eval.top_k_accuracies(model_ranks)},
+            {METHOD: POPULARITY, **retrieval_eval.top_k_accuracies(popularity_ranks)},
+        ]
+    )
+
+
 def registry_metrics(table: pl.DataFrame) -> dict[str, float]:
     """The model's metrics as they are, each baseline's prefixed by its name (``popularity/recall@100``)."""
     out: dict[str, float] = {}
@@ -196,18 +259,15 @@ def train_retrieval(
     data: RetrievalData | None = None,
     oracle: Any = None,
     run_id: str | None = None,
+    per_customer: float | None = None,
     log: Callable[[str], None] = print,
 ) -> RetrievalResult:
     """Train the two towers, evaluate them on the test week and register both under one run id."""
     started = time.perf_counter()
-    data = data or load_retrieval_data(project)
+    data = data or load_retrieval_data(project, per_customer=per_customer)
     check_features(features, data)
     run_id = run_id or new_run_id()
-    log(
-        f"run {run_id}: train {data.train.height:,} rows < {data.split.val_start:%Y-%m-%d} ≤ "
-        f"validation {data.val.height:,} < {data.split.test_start:%Y-%m-%d} ≤ test {data.test.height:,} "
-        f"< {data.split.end:%Y-%m-%d}; catalogue {data.articles.height:,} articles"
-    )
+    log(f"run {run_id}: {describe_split(data)}; catalogue {data.articles.height:,} articles")
     model, history = fit(
         config,
         data.train,
@@ -215,7 +275,7 @@ def train_retrieval(
         data.articles,
         features,
         customers_df=data.customers,
-        val_start=data.split.val_start,
+        val_start=data.split.val_start if data.split.per_customer is None else None,
         log=log,
     )
     table, _ = evaluate_test(model, data, oracle)
