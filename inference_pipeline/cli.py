@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from inference_pipeline.serve_cli import register as register_serving
 from recsys.cli_support import HOME_HELP, console, make_app, quiet_tensorflow
 from recsys.config import load_settings
 
@@ -27,3 +28,6 @@ def embed(
 
     quiet_tensorflow()
     embed_catalogue(connect(load_settings(home=home)), run, log=lambda line: console.print(line))
+
+
+register_serving(app)

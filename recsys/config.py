@@ -58,6 +58,39 @@ class Settings(BaseSettings):
         description="Hopsworks project name; the key's default project when unset.",
     )
 
+    # -- serving (recsys.serving): the four KServe servers, request limits, filter and order rules -------------
+    serving_run_id: str | None = Field(
+        None, description="Training run to serve (default: the newest run with both towers and the ranker)."
+    )
+    serving_port: int = Field(8080, ge=0, le=65535, description="Public endpoint (query transformer); 0 = free.")
+    serving_query_predictor_port: int = Field(8081, ge=0, le=65535, description="Query predictor port; 0 = free.")
+    serving_ranking_port: int = Field(8082, ge=0, le=65535, description="Ranking transformer port; 0 = free.")
+    serving_ranking_predictor_port: int = Field(8083, ge=0, le=65535, description="Ranking predictor; 0 = free.")
+    serving_default_top_k: int = Field(12, ge=1, description="top_k of a request that does not say.")
+    serving_max_top_k: int = Field(100, ge=1, description="Largest top_k a request may ask for.")
+    serving_max_instances: int = Field(64, ge=1, description="Most instances (customers) in one request.")
+    serving_max_body_bytes: int = Field(65_536, ge=256, description="Largest request body the endpoint reads.")
+    serving_retrieve_k: int = Field(100, ge=1, description="Candidates retrieved from the vector index.")
+    serving_filter_bought: bool = Field(True, description="Never recommend what the customer bought recently.")
+    serving_bought_window_days: int = Field(
+        30, ge=0, description="Recently = the last purchases (see bought_last_n) if the latest is this recent."
+    )
+    serving_bought_last_n: int = Field(20, ge=0, description="How many of the last purchases count as recent.")
+    serving_inactive_column: str = Field(
+        "active", description="Article column that marks an article off sale when false/0 (ignored if absent)."
+    )
+    serving_min_units_30d: int = Field(
+        0, ge=0, description="Articles that sold fewer units in the last 30 days are not shown (0: no rule)."
+    )
+    serving_group_column: str = Field(
+        "product_code", description="Show one article per value of this column (colour variants; '' = off)."
+    )
+    serving_type_column: str = Field("product_type_name", description="Column the per-type cap counts.")
+    serving_max_per_type: int = Field(0, ge=0, description="Most articles of one type in an answer (0: no cap).")
+    serving_popularity_refresh_s: float = Field(
+        300.0, ge=0, description="How long the cold-start popularity list is cached (seconds)."
+    )
+
     @property
     def data_dir(self) -> Path:
         """Where generated and cached raw data sets are written."""

@@ -226,7 +226,8 @@ class Encoded:
 
 def _dictionary_encode(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     strings = values.cast(pl.String).fill_null(PAD_STRING)
-    dictionary = pl.concat([pl.Series([PAD_STRING]), strings.unique().filter(strings.unique() != PAD_STRING).sort()])
+    distinct = strings.unique()  # one call: two unique() calls need not agree on order
+    dictionary = pl.concat([pl.Series([PAD_STRING]), distinct.filter(distinct != PAD_STRING).sort()])
     codes = strings.cast(pl.Enum(dictionary)).to_physical().to_numpy().astype(np.int32)
     return codes, dictionary.to_numpy().astype(object)
 

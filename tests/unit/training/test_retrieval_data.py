@@ -124,3 +124,14 @@ def test_training_dataset_is_deterministic_and_points_into_the_catalogue(schema:
     customers = np.concatenate([b["customer_id"] for b in first]).astype(str).tolist()
     bought = dict(zip(order.tolist(), customers, strict=True))
     assert bought[2] == "c1"  # article 3 (catalogue row 2) was bought by c1 only
+
+
+def test_dictionary_encoding_with_padding_among_values_is_stable() -> None:
+    """Many distinct values beside the padding string: the dictionary must be built from one unique() call."""
+    from recsys.training.retrieval_data import PAD_STRING, _dictionary_encode
+
+    values = pl.Series([PAD_STRING, *[f"v{i}" for i in range(300)], None, "v7"])
+    for _ in range(20):  # unique() order varies between calls; the encoding must not
+        codes, dictionary = _dictionary_encode(values)
+        assert dictionary[0] == PAD_STRING and len(set(dictionary)) == len(dictionary) == 301
+        assert [dictionary[c] for c in codes[-3:]] == ["v299", PAD_STRING, "v7"] and dictionary[codes[0]] == PAD_STRING

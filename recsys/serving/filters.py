@@ -1,0 +1,77 @@
+"""What must never be shown: articles bought recently, articles the catalogue does not know, articles off sale.
+
+*Bought recently.* The online history row holds the customer's last purchases (most recent first) and the day of
+the latest one, not the day of each: "bought within the window" is therefore the first ``bought_last_n`` ids of
+that list when the latest purchase is at most ``bought_window_days`` old at request time, and nothing otherwise.
+A purchase written to the online store (:func:`recsys.serving.actions.record_purchase`) updates that row, so the
+next request already leaves the article out.
+
+*Unknown or inactive.* An article without a row in the ``ranking`` view online (not in the catalogue any more,
+e.g. embedded by an older run) is unknown. An article is inactive when the catalogue has the column
+``inactive_column`` and it is false or 0 there, or when it sold fewer than ``min_units_30d`` units in the last
+30 days (off by default: it would also hide new articles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID
+from recsys.features.common import cutoff
+from recsys.features.customer_history import LAST_ARTICLES
+from recsys.serving.options import ServingOptions
+from recsys.serving.retrieve import QUERY
+
+LAST_PURCHASE = "last_purchase"
+
+
+def recently_bought(
+    customers: Sequence[Mapping[str, Any]], times: Sequence[datetime], options: ServingOptions
+) -> list[list[Any]]:
+    """For each customer row at its request time, the article ids not to show again (see the module docstring).
+
+    Rows are the customers view's online rows as dicts (``last_purchase`` a datetime or its ISO string).
+    """
+    if not options.filter_bought or options.bought_last_n == 0:
+        return [[] for _ in customers]
+    out = []
+    for row, when in zip(customers, times, strict=True):
+        last = row.get(LAST_PURCHASE)
+        if isinstance(last, str):
+            last = datetime.fromisoformat(last)
+        ids = row.get(LAST_ARTICLES) or []
+        recent = last is not None and (cutoff(when) - cutoff(last)).days <= options.bought_window_days
+        out.append(list(dict.fromkeys(ids[: options.bought_last_n])) if recent else [])
+    return out
+
+
+def exclusion_frame(exclude: Sequence[Sequence[Any]], id_dtype: pl.DataType) -> pl.DataFrame:
+    """The exclusion lists as rows ``query``, ``article_id`` (for anti-joins)."""
+    counts = np.array([len(ids) for ids in exclude], dtype=np.int64)
+    flat = [i for ids in exclude for i in ids]
+    return pl.DataFrame(
+        {QUERY: np.repeat(np.arange(len(exclude), dtype=np.int64), counts), ARTICLE_ID: pl.Series(flat, dtype=id_dtype)}
+    )
+
+
+def showable(articles: pl.DataFrame, options: ServingOptions) -> pl.DataFrame:
+    """The rows of ``articles`` (read online, nulls for unknown ids) that may be shown."""
+    attributes = [c for c in articles.columns if c != ARTICLE_ID]
+    keep = pl.any_horizontal(pl.col(attributes).is_not_null()) if attributes else pl.lit(True)
+    col = options.inactive_column
+    if col and col in articles.columns:
+        flag = pl.col(col)
+        dtype = articles.schema[col]
+        if dtype == pl.String:
+            active = ~flag.str.to_lowercase().is_in(["false", "0", "no", "n", "inactive"])
+        else:
+            active = flag.cast(pl.Float64) != 0
+        keep = keep & active.fill_null(True)
+    if options.min_units_30d > 0 and "units_30d" in articles.columns:
+        keep = keep & (pl.col("units_30d").fill_null(0) >= options.min_units_30d)
+    return articles.filter(keep)

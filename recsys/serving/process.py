@@ -1,0 +1,199 @@
+"""One serving process: ``python -m recsys.serving.process '<spec as JSON>'``, started by :mod:`.servers`.
+
+Each of the four models runs in its own KServe ``ModelServer`` (REST only, v1 protocol, one worker). The spec
+names the role, the port, the run and, for a transformer, where its predictor listens. KServe's server binds all
+interfaces (``0.0.0.0``; it has no host option): the launcher only ever *talks* to 127.0.0.1, but on a shared
+machine the ports are reachable from outside unless a firewall says otherwise.
+
+The public endpoint (the query transformer) also gets :class:`BodyLimit`: a body over ``max_body_bytes`` or
+one that is not JSON is answered 400 before KServe reads it, and every :class:`~.requests.BadRequest` is answered
+``{"error": "<field>: <what is wrong>", "field": "<field>"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+ROLES = ("query_transformer", "query_predictor", "ranking_transformer", "ranking_predictor")
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What one server process needs to know."""
+
+    role: str
+    port: int
+    run_id: str
+    home: str
+    backend: str = "local"
+    predictor_port: int | None = None  # transformers: their predictor
+    ranking_port: int | None = None  # the query transformer: the ranking transformer
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown server role {self.role!r}; roles: {', '.join(ROLES)}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerSpec:
+        return cls(**json.loads(text))
+
+
+class BodyLimit:
+    """ASGI middleware of the public endpoint: refuse bodies over ``max_bytes`` or not JSON, with a 400."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        import orjson
+
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _reject(send, "body", f"{int(declared)} bytes, the limit is {self.max_bytes}")
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _reject(send, "body", f"more than {self.max_bytes} bytes, the limit")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            await _reject(send, "body", f"not valid JSON ({exc})")
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _reject(send: Any, field_name: str, message: str) -> None:
+    import orjson
+
+    body = orjson.dumps({"error": f"{field_name}: {message}", "field": field_name})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_model(spec: ServerSpec) -> Any:
+    """The loaded ``kserve.Model`` of ``spec.role`` (its run's part of the model set)."""
+    from recsys.config import load_settings
+    from recsys.serving.model_set import RANKING_SERVICE, resolve_run
+    from recsys.serving.options import ServingOptions
+    from recsys.serving.wire import HttpHop
+    from recsys.store import connect
+
+    project = connect(load_settings(home=spec.home, backend=spec.backend))
+    run = resolve_run(project, spec.run_id)
+    options = ServingOptions.from_dict(spec.options)
+    if spec.role == "query_predictor":
+        from recsys.serving.query_predictor import QueryPredictor
+
+        model: Any = QueryPredictor(run)
+    elif spec.role == "ranking_predictor":
+        from recsys.serving.ranking_predictor import RankingPredictor
+
+        model = RankingPredictor(run)
+    elif spec.role == "ranking_transformer":
+        from recsys.serving.ranking_transformer import RankingTransformer
+
+        model = RankingTransformer(project, run, options)
+    else:
+        from recsys.serving.query_transformer import QueryTransformer
+
+        ranking = HttpHop(f"http://{LOOPBACK}:{spec.ranking_port}", RANKING_SERVICE)
+        model = QueryTransformer(project, run, options, ranking=ranking)
+    model.load()
+    return model
+
+
+def serve(spec: ServerSpec) -> None:
+    """Load the model and serve it until SIGTERM/SIGINT (KServe's handlers stop the server gracefully)."""
+    import kserve
+    from kserve import model_server
+    from starlette.responses import JSONResponse
+
+    from recsys.serving.options import ServingOptions
+    from recsys.serving.requests import BadRequest
+
+    model = build_model(spec)
+    config = None
+    if spec.predictor_port is not None:
+        config = kserve.PredictorConfig(
+            predictor_host=f"{LOOPBACK}:{spec.predictor_port}", predictor_request_timeout_seconds=30
+        )
+
+    async def bad_request(_: Any, exc: BadRequest) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
+
+    model_server.app.add_exception_handler(BadRequest, bad_request)
+    if spec.role == "query_transformer":
+        model_server.app.add_middleware(BodyLimit, max_bytes=ServingOptions.from_dict(spec.options).max_body_bytes)
+    server = kserve.ModelServer(
+        http_port=spec.port,
+        workers=1,
+        enable_grpc=False,
+        enable_docs_url=False,
+        enable_latency_logging=False,
+        predictor_config=config,
+    )
+    for name in ("uvicorn.access", "kserve.trace"):  # a log line per request costs more than our stages
+        logging.getLogger(name).setLevel(logging.WARNING)
+    server.start([model])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from recsys.errors import RecsysError
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m recsys.serving.process '<server spec as JSON>'", file=sys.stderr)
+        return 2
+    spec = ServerSpec.from_json(args[0])
+    try:
+        serve(spec)
+    except RecsysError as exc:
+        print(f"error: {spec.role}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

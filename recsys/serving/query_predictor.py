@@ -1,0 +1,58 @@
+"""The query predictor: the query tower (a TensorFlow SavedModel) from tower inputs to unit vectors.
+
+Its inputs are raw values (ids, category strings, numbers with null for missing, padded lists), so the tower
+needs no Python preprocessing here. A request is a handful of rows: the server process runs TensorFlow on one
+thread (``TF_NUM_INTRAOP_THREADS``, set by the launcher), since more only add synchronisation on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+from kserve import Model
+
+from recsys.data.dataset import CUSTOMER_ID
+from recsys.serving.model_set import QUERY_SERVICE, model_folder
+from recsys.serving.requests import BadRequest, decode_body
+from recsys.serving.wire import Payload, columns_to_arrays
+from recsys.training.runs import QUERY_MODEL, Run
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+class QueryPredictor(Model):
+    """Tower inputs (columnar ``inputs``) → embeddings (``predictions``, one list of floats per row)."""
+
+    def __init__(self, run: Run, *, name: str = QUERY_SERVICE) -> None:
+        super().__init__(name)
+        self.run = run
+
+    def load(self) -> bool:
+        from recsys.training.retrieval_data import query_inputs
+        from recsys.training.two_tower import load_tower_artifacts
+
+        self.tower, self.schema = load_tower_artifacts(model_folder(self.run, QUERY_MODEL))
+        self.kinds = {name: kind for name, (kind, _) in self.schema.query_inputs().items()}
+        probe = pl.DataFrame({CUSTOMER_ID: [0 if self.schema.customer_id_kind == "int" else "warm-up"]})
+        self.tower(query_inputs(probe, self.schema, at=datetime.now(UTC)))  # trace the graph before traffic
+        self.ready = True
+        return self.ready
+
+    async def predict(  # type: ignore[override]
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Payload:
+        started = time.perf_counter()
+        body = decode_body(payload)
+        if not isinstance(body, dict):
+            raise BadRequest("body", 'expected {"inputs": {input name: [values]}}')
+        arrays, n = columns_to_arrays(body.get("inputs"), self.kinds)
+        vectors = self.tower(arrays).tolist() if n else []
+        return {
+            "predictions": vectors,
+            "run_id": self.run.run_id,
+            "timings_ms": {"model": round((time.perf_counter() - started) * 1000, 3)},
+        }

@@ -1,0 +1,269 @@
+"""The ranking transformer: retrieve, filter and read features before the ranker; order after it.
+
+Its request comes from the query transformer: per instance the query embedding (null without signal), the
+customer's online row as the query transformer saw it (with the features the request sent), ``top_k`` and the
+request time. Preprocess, for every instance of the request at once:
+
+1. *retrieve* — the articles not to show again (:func:`~recsys.serving.filters.recently_bought`), the
+   ``retrieve_k`` nearest articles of the embedding in the run's vector index (over-fetched by the number of
+   excluded articles, which are then removed), and recent popularity as a lower tier;
+2. *filter* — one batched online read of the retrieved articles (the ``ranking`` view: attributes and
+   popularity), dropping unknown and inactive ones (the popular tier's rows are cached with it);
+3. *features* — the ranker's rows, built by the function training used
+   (:func:`~recsys.training.ranking_features.candidate_features`), sent to the ranking predictor as columns.
+
+Postprocess puts the scores back on the candidates and orders them (:func:`~recsys.serving.order.order`), then
+returns article ids, scores and display fields per instance. An instance without an embedding (no signal) is
+answered from the popularity tier only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+from kserve import Model
+from kserve.errors import InferenceError
+
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
+from recsys.pipeline.groups import ARTICLE_POPULARITY, TRANSACTIONS
+from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW
+from recsys.serving.customers import online_schema, rows_from_wire
+from recsys.serving.filters import exclusion_frame, recently_bought, showable
+from recsys.serving.model_set import (
+    RANKING_SERVICE,
+    check_ranker_inputs,
+    embeddings_group,
+    query_schema,
+    ranker_schema,
+    view,
+)
+from recsys.serving.options import ServingOptions
+from recsys.serving.order import SCORE, order
+from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
+from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, Popularity, for_queries, retrieve
+from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, rounded, timed
+from recsys.store.base import Project
+from recsys.training.ranking_features import (
+    ARTICLE_PRICE,
+    RETRIEVAL_RANK,
+    RETRIEVAL_SCORE,
+    article_prices_as_of,
+    candidate_features,
+)
+from recsys.training.runs import Run
+
+SOURCES = {MODEL_TIER: "model", POPULAR_TIER: "popularity"}
+
+
+@dataclass
+class RankingPlan:
+    """One request between preprocess and postprocess."""
+
+    instances: list[Instance]
+    has_embedding: np.ndarray
+    candidates: pl.DataFrame  # query, article_id, retrieval_score, retrieval_rank, tier + carried article columns
+    ranked: pl.DataFrame  # query, article_id of the rows sent to the ranker, in that order
+    wire: Payload
+    started: float
+    timings: Timings = field(default_factory=dict)
+    scores: list[float] = field(default_factory=list)
+
+
+class RankingTransformer(Model):
+    """Embeddings → candidates → filtered → ranker rows; scores → ordered answers."""
+
+    def __init__(
+        self,
+        project: Project,
+        run: Run,
+        options: ServingOptions,
+        *,
+        predictor: Hop | None = None,
+        name: str = RANKING_SERVICE,
+    ) -> None:
+        super().__init__(name)
+        self.project, self.run, self.options = project, run, options
+        self._predictor = predictor
+
+    def load(self) -> bool:
+        fs = self.project.feature_store
+        self.schema = ranker_schema(self.run)
+        self.customers = view(self.project, CUSTOMERS_VIEW)
+        tower = query_schema(self.run)
+        self.customer_schema = online_schema(self.customers, CUSTOMER_ID, tower.customer_id_kind)
+        self.articles = view(self.project, RANKING_VIEW)
+        self.article_schema = online_schema(self.articles, ARTICLE_ID, tower.article_id_kind)
+        check_ranker_inputs(self.run, self.schema, self.customers, self.articles)
+        self.index = embeddings_group(self.project, self.run)
+        self.prices = self._article_prices() if self._needs_prices() else None
+        have = self.articles.query.features
+        self.display = [c for c in self.options.display_columns if c in have]
+        # what the order stage reads besides the scores: the display fields and the product and type columns
+        wanted = (*self.display, self.options.group_column, self.options.type_column)
+        self.carried = [c for c in dict.fromkeys(wanted) if c and c in have]
+        extra = self.options.bought_last_n if self.options.filter_bought else 0
+        self.popularity = Popularity(
+            ARTICLE_POPULARITY.get(fs), self.options.retrieve_k + extra, self.options.popularity_refresh_s, self._shown
+        )
+        self.popularity.tier()
+        self._warm_up()
+        self.ready = True
+        return self.ready
+
+    def _needs_prices(self) -> bool:
+        return self.schema.price and ARTICLE_PRICE not in self.articles.query.features
+
+    def _article_prices(self) -> pl.DataFrame:
+        """The ranker's article price, from the offline transactions once at start (the views do not hold it)."""
+        tx = TRANSACTIONS.get(self.project.feature_store).select([ARTICLE_ID, T_DAT, PRICE, QUANTITY]).read()
+        return article_prices_as_of(tx, utc_now())
+
+    def _read_articles(self, ids: pl.Series) -> pl.DataFrame:
+        """The ``ranking`` view's online rows of ``ids`` (one batched read) that may be shown."""
+        if ids.len():
+            articles = self.articles.get_feature_vectors(ids.to_frame(ARTICLE_ID), allow_missing=True)
+        else:  # the store refuses an empty batch
+            articles = self.article_schema.to_frame()
+        if self.prices is not None:
+            articles = articles.join(self.prices, on=ARTICLE_ID, how="left", maintain_order="left")
+        return showable(articles, self.options)
+
+    def _shown(self, ids: pl.Series) -> pl.DataFrame:
+        return self._read_articles(ids).select(ARTICLE_ID, *self.carried)
+
+    def _warm_up(self) -> None:
+        """Load the vector index now rather than on the first request."""
+        dimension = self.index.embedding_index.dimension if self.index.embedding_index else None
+        if dimension:
+            self.index.find_neighbors(np.zeros(dimension, np.float32), k=1)
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> RankingPlan:  # type: ignore[override]
+        started = time.perf_counter()
+        timings: Timings = {}
+        instances, embeddings, rows = _parse(payload, self.run.run_id)
+        n = len(instances)
+        times = [i.request_time for i in instances]
+        has_embedding = np.array([e is not None for e in embeddings], dtype=bool)
+        with timed(timings, "retrieve"):
+            exclude = recently_bought(rows, times, self.options)
+            queries = np.flatnonzero(has_embedding)
+            matrix = np.asarray([embeddings[q] for q in queries] if len(queries) else np.zeros((0, 1)), np.float32)
+            # over-fetch by the longest exclusion list, so that k remain after the filter
+            k = self.options.retrieve_k + max(len(e) for e in exclude)
+            model = retrieve(self.index, matrix, queries, k)
+            popular = for_queries(self.popularity.tier(), n)
+            if any(exclude):
+                banned = exclusion_frame(exclude, model.schema[ARTICLE_ID])
+                model = model.join(banned, on=[QUERY, ARTICLE_ID], how="anti", maintain_order="left")
+                model = model.filter(pl.int_range(pl.len()).over(QUERY) < self.options.retrieve_k)
+                popular = popular.join(banned, on=[QUERY, ARTICLE_ID], how="anti", maintain_order="left")
+        with timed(timings, "filter"):
+            articles = self._read_articles(model.get_column(ARTICLE_ID).unique())
+            model = model.join(articles.select(ARTICLE_ID, *self.carried), on=ARTICLE_ID, how="inner")
+            candidates = pl.concat([model, popular.select(model.columns)])
+        with timed(timings, "features"):
+            customers = rows_from_wire(rows, self.customer_schema)
+            to_rank = model.select(
+                QUERY,
+                pl.lit(customers.get_column(CUSTOMER_ID)).gather(pl.col(QUERY)).alias(CUSTOMER_ID),
+                ARTICLE_ID,
+                RETRIEVAL_SCORE,
+                RETRIEVAL_RANK,
+            )
+            features = self._features(to_rank, customers, articles, times)
+            wire = {"inputs": frame_to_columns(features.select(self.schema.features)), "run_id": self.run.run_id}
+        ranked = features.select(QUERY, ARTICLE_ID)
+        return RankingPlan(instances, has_embedding, candidates, ranked, wire, started, timings)
+
+    def _features(
+        self, to_rank: pl.DataFrame, customers: pl.DataFrame, articles: pl.DataFrame, times: list[datetime]
+    ) -> pl.DataFrame:
+        """The ranker's rows, computed as of each instance's request time (usually one time per request)."""
+        day = pl.Series("_t", times).gather(to_rank.get_column(QUERY)) if to_rank.height else pl.Series("_t", [])
+        parts = []
+        for as_of in sorted(set(day.to_list())) or [utc_now()]:
+            part = to_rank.filter(day == as_of) if to_rank.height else to_rank
+            parts.append(candidate_features(part, customers, articles, as_of, self.schema))
+        return pl.concat(parts)
+
+    async def predict(self, plan: RankingPlan, headers: dict[str, str] | None = None) -> RankingPlan:  # type: ignore[override]
+        if plan.ranked.height == 0:
+            return plan
+        with timed(plan.timings, "rank"):
+            if self._predictor is not None:
+                response = await self._predictor(plan.wire, headers)
+            else:  # KServe's own call to --predictor_host
+                response = await super().predict(plan.wire, headers)
+        if response.get("run_id") != self.run.run_id:
+            raise InferenceError(
+                f"the ranking predictor serves run {response.get('run_id')!r}, not {self.run.run_id!r}"
+            )
+        plan.scores = response["predictions"]
+        plan.timings |= {f"rank.{k}": v for k, v in response.get("timings_ms", {}).items()}
+        return plan
+
+    async def postprocess(  # type: ignore[override]
+        self, plan: RankingPlan, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> Payload:
+        with timed(plan.timings, "order"):
+            scored = plan.ranked.with_columns(pl.Series(SCORE, plan.scores, dtype=pl.Float64))
+            candidates = plan.candidates.join(scored, on=[QUERY, ARTICLE_ID], how="left", maintain_order="left")
+            candidates = candidates.with_columns(pl.coalesce(SCORE, pl.col(RETRIEVAL_SCORE).cast(pl.Float64)))
+            answer = order(candidates, np.array([i.top_k for i in plan.instances]), self.options)
+            predictions = self._predictions(plan, answer)
+        plan.timings["total"] = (time.perf_counter() - plan.started) * 1000
+        return {"predictions": predictions, "run_id": self.run.run_id, "timings_ms": rounded(plan.timings)}
+
+    def _predictions(self, plan: RankingPlan, answer: pl.DataFrame) -> list[dict[str, Any]]:
+        """The JSON answer of each instance (the rows of ``answer`` are in query, position order)."""
+        fields = [ARTICLE_ID, SCORE, *self.display]
+        columns = {name: answer.get_column(name).to_list() for name in (QUERY, TIER, *fields)}
+        shown: list[list[dict[str, Any]]] = [[] for _ in plan.instances]
+        for row in range(answer.height):
+            item = {name: columns[name][row] for name in fields}
+            item[SCORE] = round(item[SCORE], 6)
+            item["source"] = SOURCES[columns[TIER][row]]
+            shown[columns[QUERY][row]].append(item)
+        return [
+            {
+                "customer_id": instance.customer_id,
+                "source": SOURCES[MODEL_TIER] if plan.has_embedding[q] else SOURCES[POPULAR_TIER],
+                "article_ids": [item[ARTICLE_ID] for item in shown[q]],
+                "scores": [item[SCORE] for item in shown[q]],
+                "articles": shown[q],
+                "run_id": self.run.run_id,
+            }
+            for q, instance in enumerate(plan.instances)
+        ]
+
+
+def _parse(payload: Any, run_id: str) -> tuple[list[Instance], list[list[float] | None], list[dict[str, Any]]]:
+    """The query transformer's request: per instance the request, the embedding (or null) and the customer row."""
+    body = decode_body(payload)
+    rows = body.get("instances") if isinstance(body, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise BadRequest("instances", "expected a non-empty list")
+    if body.get("run_id") not in (None, run_id):
+        raise InferenceError(f"request for run {body.get('run_id')!r}, this server serves {run_id!r}")
+    instances, embeddings, customers = [], [], []
+    for i, row in enumerate(rows):
+        where = f"instances[{i}]"
+        try:
+            instances.append(
+                Instance(row["customer_id"], int(row["top_k"]), datetime.fromisoformat(row["request_time"]))
+            )
+            customer = dict(row["customer"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadRequest(where, f"expected customer_id, top_k, request_time, customer ({exc})") from None
+        embedding = row.get("embedding")
+        if embedding is not None and not isinstance(embedding, list):
+            raise BadRequest(f"{where}.embedding", "expected a list of numbers or null")
+        embeddings.append(embedding)
+        customers.append(customer)
+    check_unique(instances)
+    return instances, embeddings, customers

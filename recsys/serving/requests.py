@@ -1,0 +1,199 @@
+"""Parse and validate a recommendation request; every error names the field it is about.
+
+The public endpoint takes the KServe v1 body ``{"instances": [{...}, ...]}``; an instance is::
+
+    {"customer_id": "...", "top_k": 12, "request_time": "2020-09-22T10:00:00", "features": {"age": 31}}
+
+Only ``customer_id`` is required. ``features`` lets a caller describe a customer the store does not know (or
+override what it knows): customer attribute columns (numbers or strings) and, for each category affinity of the
+history (e.g. ``index_group_name``), a list of preferred values. Unknown keys, wrong types and out-of-range
+numbers are :class:`BadRequest` — KServe answers it with HTTP 400 and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from kserve.errors import InvalidInput
+
+from recsys.serving.options import ServingOptions
+
+FeatureKind = Literal["numeric", "categorical", "list"]
+FIELDS = ("customer_id", "top_k", "request_time", "features")
+MAX_ID_LENGTH = 256
+MAX_LIST = 64  # values in one list feature
+
+
+class BadRequest(InvalidInput):
+    """A request the endpoint refuses (HTTP 400); ``field`` is the JSON path of the offending value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One validated instance; ``request_time`` is naive UTC like every timestamp in the store."""
+
+    customer_id: str | int
+    top_k: int
+    request_time: datetime
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def decode_body(body: Any) -> Any:
+    """The JSON value of a body that may still be bytes (KServe passes non-JSON content types through)."""
+    if isinstance(body, bytes | bytearray | str):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest("body", f"not valid JSON ({exc})") from None
+    return body
+
+
+def parse_request(
+    body: Any,
+    options: ServingOptions,
+    feature_kinds: Mapping[str, FeatureKind] | None = None,
+    id_kind: str = "string",
+    now: datetime | None = None,
+) -> list[Instance]:
+    """The validated instances of a v1 body (see the module docstring)."""
+    body = decode_body(body)
+    if not isinstance(body, dict):
+        raise BadRequest("body", f"expected a JSON object with 'instances', got {_type(body)}")
+    instances = body.get("instances")
+    if instances is None:
+        raise BadRequest("instances", 'missing: send {"instances": [{"customer_id": ...}]}')
+    if not isinstance(instances, list):
+        raise BadRequest("instances", f"expected a list, got {_type(instances)}")
+    if not instances:
+        raise BadRequest("instances", "empty: send at least one instance")
+    if len(instances) > options.max_instances:
+        raise BadRequest("instances", f"{len(instances)} instances, at most {options.max_instances} per request")
+    now = now or utc_now()
+    kinds = feature_kinds or {}
+    return [_instance(raw, f"instances[{i}]", options, kinds, id_kind, now) for i, raw in enumerate(instances)]
+
+
+def check_unique(instances: list[Instance]) -> None:
+    """One instance per customer: the answers of one request are computed together, keyed by customer."""
+    seen: dict[str | int, int] = {}
+    for i, instance in enumerate(instances):
+        first = seen.setdefault(instance.customer_id, i)
+        if first != i:
+            raise BadRequest(f"instances[{i}].customer_id", f"the same customer as instances[{first}]; ask once")
+
+
+def _instance(
+    raw: Any, path: str, options: ServingOptions, kinds: Mapping[str, FeatureKind], id_kind: str, now: datetime
+) -> Instance:
+    if not isinstance(raw, dict):
+        raise BadRequest(path, f"expected an object, got {_type(raw)}")
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"{path}.{unknown[0]}", f"unknown field; an instance has {', '.join(FIELDS)}")
+    if "customer_id" not in raw or raw["customer_id"] is None:
+        raise BadRequest(f"{path}.customer_id", "missing")
+    return Instance(
+        customer_id=_customer_id(raw["customer_id"], f"{path}.customer_id", id_kind),
+        top_k=_top_k(raw.get("top_k"), f"{path}.top_k", options),
+        request_time=_time(raw.get("request_time"), f"{path}.request_time", now),
+        features=_features(raw.get("features"), f"{path}.features", kinds),
+    )
+
+
+def _customer_id(value: Any, path: str, id_kind: str) -> str | int:
+    if id_kind == "int":
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(path, f"expected an integer id, got {_type(value)}")
+        return value
+    if not isinstance(value, str):
+        raise BadRequest(path, f"expected a string, got {_type(value)}")
+    if not value.strip() or len(value) > MAX_ID_LENGTH:
+        raise BadRequest(path, f"expected a non-empty string of at most {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _top_k(value: Any, path: str, options: ServingOptions) -> int:
+    if value is None:
+        return options.default_top_k
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(path, f"expected an integer, got {_type(value)}")
+    if not 1 <= value <= options.max_top_k:
+        raise BadRequest(path, f"must be between 1 and {options.max_top_k}, got {value}")
+    return value
+
+
+def _time(value: Any, path: str, now: datetime) -> datetime:
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise BadRequest(path, f"expected an ISO-8601 string, got {_type(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(path, f"not an ISO-8601 date or time: {value[:40]!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _features(value: Any, path: str, kinds: Mapping[str, FeatureKind]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(path, f"expected an object, got {_type(value)}")
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        where = f"{path}.{name}"
+        kind = kinds.get(name)
+        if kind is None:
+            known = ", ".join(sorted(kinds)) or "none"
+            raise BadRequest(where, f"not a customer feature this model reads; known: {known}")
+        if item is None:
+            continue
+        if kind == "numeric":
+            if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
+                raise BadRequest(where, f"expected a number, got {_type(item)}")
+            out[name] = float(item)
+        elif kind == "categorical":
+            if not isinstance(item, str) or not item.strip():
+                raise BadRequest(where, f"expected a non-empty string, got {_type(item)}")
+            out[name] = item.strip()
+        else:
+            if isinstance(item, str):
+                item = [item]
+            if not isinstance(item, list) or not all(isinstance(v, str) and v.strip() for v in item):
+                raise BadRequest(where, "expected a list of non-empty strings")
+            if len(item) > MAX_LIST:
+                raise BadRequest(where, f"at most {MAX_LIST} values")
+            if item:
+                out[name] = [v.strip() for v in dict.fromkeys(item)]
+    return out
+
+
+def _type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,182 @@
+"""The real thing: ``serve`` starts the four KServe servers on free loopback ports; requests over HTTP.
+
+One ``serve`` process for the module (it is also what the teardown checks: SIGTERM stops all four servers and
+the launcher exits cleanly). A purchase written to the online store disappears from the next answer; bad
+requests get a 400 naming the field and the next good request still works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from tinyrun import TinyRun
+from typer.testing import CliRunner
+
+from inference_pipeline.serve_cli import register
+from recsys.cli_support import make_app
+from recsys.serving.actions import record_purchase
+
+# The inference CLI with the serving commands (what ``python -m inference_pipeline`` registers).
+CLI = "from recsys.cli_support import make_app, main_guard; from inference_pipeline.serve_cli import register; " \
+      "app = make_app('inference_pipeline', ''); register(app); main_guard(app)"  # fmt: skip
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen
+    output: list[str]
+    home: Path
+
+
+def server_processes(home: Path) -> list[int]:
+    """Pids of serving processes started for ``home`` (their spec names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "recsys.serving.process" in cmdline and str(home) in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def served(tiny_run: TinyRun) -> Iterator[Served]:
+    home = tiny_run.settings.home.resolve()
+    env = {**os.environ, "RECSYS_HOME": str(home), "COLUMNS": "200"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI, "serve", "--run", tiny_run.run_id, "--port", "0", "--query-predictor-port", "0",
+         "--ranking-port", "0", "--ranking-predictor-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    output: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if "Ctrl-C stops" in line:  # the last line serve prints once it is up
+                found.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not found.wait(240):
+            pytest.fail("serve did not print its endpoint:\n" + "".join(output))
+        url = re.search(r"(http://127\.0\.0\.1:\d+/\S+)", "".join(output))
+        assert url is not None, output
+        yield Served(url.group(1), process, output, home)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert code == 0, "".join(output)
+    deadline = time.monotonic() + 10
+    while server_processes(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not server_processes(home), "a server outlived serve"
+    assert "stopped" in "".join(output)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60) as client:
+        yield client
+
+
+def ask(client: httpx.Client, served: Served, body: object) -> httpx.Response:
+    return client.post(served.url, json=body)
+
+
+def test_serve_prints_how_to_call_it(served: Served) -> None:
+    text = "".join(served.output)
+    assert "curl -s -X POST" in text and served.url in text
+    assert "0.0.0.0" in text  # KServe binds every interface: say so
+    assert len(server_processes(served.home)) == 4
+
+
+def test_known_customers(served: Served, client: httpx.Client, tiny_run: TinyRun) -> None:
+    customers = tiny_run.recent_buyers(2)
+    when = tiny_run.request_time.isoformat()
+    response = ask(
+        client, served, {"instances": [{"customer_id": c, "top_k": 10, "request_time": when} for c in customers]}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["run_id"] == tiny_run.run_id
+    for prediction, customer in zip(answer["predictions"], customers, strict=True):
+        assert prediction["customer_id"] == customer and prediction["source"] == "model"
+        tiny_run.check_answer(prediction, 10)
+        assert prediction["timings_ms"]["ranking.rank.model"] > 0
+
+
+def test_a_purchase_disappears_from_the_next_answer(served: Served, client: httpx.Client, tiny_run: TinyRun) -> None:
+    customer = tiny_run.recent_buyers(1, skip=5)[0]
+    body = {"instances": [{"customer_id": customer, "top_k": 12, "request_time": tiny_run.request_time.isoformat()}]}
+    before = ask(client, served, body).json()["predictions"][0]["article_ids"]
+    bought = before[0]
+    record_purchase(tiny_run.project, customer, bought, tiny_run.request_time - timedelta(hours=1))
+    after = ask(client, served, body).json()["predictions"][0]
+    assert bought not in after["article_ids"]
+    assert len(after["article_ids"]) == 12
+
+
+def test_unknown_customers_get_an_answer(served: Served, client: httpx.Client, tiny_run: TinyRun) -> None:
+    response = ask(client, served, {"instances": [{"customer_id": "never-seen", "top_k": 5}]})
+    assert response.status_code == 200, response.text
+    prediction = response.json()["predictions"][0]
+    assert prediction["source"] == "popularity"
+    tiny_run.check_answer(prediction, 5, bought=set())
+
+
+BAD = [
+    (b"{not json", "body"),
+    (b'{"instances": [{"top_k": 3}]}', "instances[0].customer_id"),
+    (b'{"instances": [{"customer_id": 42}]}', "instances[0].customer_id"),
+    (b'{"instances": [{"customer_id": "c", "top_k": "ten"}]}', "instances[0].top_k"),
+    (b'{"instances": [{"customer_id": "c", "top_k": 0}]}', "instances[0].top_k"),
+    (b'{"instances": [{"customer_id": "c", "top_k": 101}]}', "instances[0].top_k"),
+    (b'{"instances": [' + b",".join([b'{"customer_id": "c%d"}' % i for i in range(65)]) + b"]}", "instances"),
+    (b'{"instances": [{"customer_id": "' + b"x" * 70_000 + b'"}]}', "body"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD, ids=[field + str(i) for i, (_, field) in enumerate(BAD)])
+def test_bad_requests_get_400_and_the_server_keeps_serving(
+    served: Served, client: httpx.Client, body: bytes, field: str
+) -> None:
+    response = client.post(served.url, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["field"] == field and error["error"].startswith(field)
+    assert ask(client, served, {"instances": [{"customer_id": "after-a-bad-one", "top_k": 3}]}).status_code == 200
+
+
+def test_recommend_command_calls_the_server(served: Served, tiny_run: TinyRun) -> None:
+    app = make_app("inference_pipeline", "")
+    register(app)
+    customer = tiny_run.recent_buyers(1)[0]
+    result = CliRunner().invoke(app, ["recommend", customer, "--top-k", "4", "--url", served.url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert customer in result.output and tiny_run.run_id in result.output
+    bad = CliRunner().invoke(app, ["recommend", customer, "--top-k", "0", "--url", served.url])
+    assert bad.exit_code != 0 and "400: instances[0].top_k" in str(bad.exception)

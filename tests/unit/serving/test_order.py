@@ -1,0 +1,64 @@
+"""The order stage on hand-made candidates: every rule checked against the answer worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from recsys.serving.options import ServingOptions
+from recsys.serving.order import order, positions
+
+
+def candidates() -> pl.DataFrame:
+    """Query 0: model articles 1-5 and popular 6, 1; query 1: only popular articles 6, 1, 7.
+
+    Articles 1 and 2 are variants of product P1; 3 and 4 are dresses like 1; 5 has no product code.
+    """
+    rows = [
+        # query, article, score, tier, rank, product, type
+        (0, 1, 0.9, 0, 0, "P1", "Dress"),
+        (0, 2, 0.95, 0, 1, "P1", "Dress"),  # best score, same product as 1: 2 is kept, 1 dropped
+        (0, 3, 0.5, 0, 2, "P3", "Dress"),
+        (0, 4, 0.5, 0, 3, "P4", "Dress"),  # ties with 3 on score: retrieval rank decides
+        (0, 5, 0.1, 0, 4, None, "Top"),
+        (0, 6, 99.0, 1, 0, "P6", "Top"),  # popular tier comes after every model article
+        (0, 1, 50.0, 1, 1, "P1", "Dress"),  # already in the model tier
+        (1, 6, 99.0, 1, 0, "P6", "Top"),
+        (1, 1, 50.0, 1, 1, "P1", "Dress"),
+        (1, 7, 10.0, 1, 2, "P7", "Shoe"),
+    ]
+    names = ["query", "article_id", "score", "tier", "retrieval_rank", "product_code", "product_type_name"]
+    return pl.DataFrame(rows, schema=names, orient="row").with_columns(
+        pl.col("tier").cast(pl.Int8), pl.col("retrieval_rank").cast(pl.Int32)
+    )
+
+
+def answers(frame: pl.DataFrame) -> dict[int, list[int]]:
+    grouped = frame.group_by("query", maintain_order=True).agg("article_id")
+    return dict(zip(grouped["query"].to_list(), grouped["article_id"].to_list(), strict=True))
+
+
+def test_tiers_scores_products_and_top_k() -> None:
+    out = order(candidates(), np.array([10, 2]), ServingOptions())
+    assert answers(out) == {0: [2, 3, 4, 5, 6], 1: [6, 1]}
+    assert out["position"].to_list() == [0, 1, 2, 3, 4, 0, 1]
+
+
+def test_cap_per_type() -> None:
+    out = order(candidates(), np.array([10, 10]), ServingOptions(max_per_type=1))
+    assert answers(out) == {0: [2, 5], 1: [6, 1, 7]}  # one dress, one top per answer
+
+
+def test_without_product_rule_every_variant_may_show() -> None:
+    out = order(candidates(), np.array([3, 1]), ServingOptions(group_column=""))
+    assert answers(out) == {0: [2, 1, 3], 1: [6]}
+
+
+def test_empty() -> None:
+    out = order(candidates().head(0), np.array([5]), ServingOptions())
+    assert out.height == 0 and "position" in out.columns
+
+
+def test_positions() -> None:
+    assert positions(np.array([0, 0, 0, 2, 2, 5])).tolist() == [0, 1, 2, 0, 1, 0]
+    assert positions(np.array([], dtype=np.int64)).tolist() == []
