@@ -58,40 +58,119 @@ def metric_table(title: str, table: Any) -> Any:
     return out
 
 
-@app.command()
-def retrieval(
-    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
-    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 10)."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    split: str = typer.Option("time", help=SPLIT_HELP),
-    holdout: float = typer.Option(0.1, help="per-customer split: each customer's share of rows for test (and val)."),
-    seed: int | None = typer.Option(None, help=SEED_HELP),
-    home: Path | None = typer.Option(None, help=HOME_HELP),
-) -> None:
-    """Train the two-tower model, evaluate it on the test week beside the baselines, register both towers."""
+SPLIT_OPTION = typer.Option("time", help=SPLIT_HELP)
+HOLDOUT_OPTION = typer.Option(0.1, help="per-customer split: each customer's share of rows for test (and val).")
+
+
+def _two_tower_config(set_: list[str], epochs: int | None, seed: int) -> Any:
+    from recsys.training.two_tower import TwoTowerConfig
+
+    overrides = parse_overrides(set_) | ({"epochs": epochs} if epochs else {}) | {"seed": seed}
+    try:
+        return TwoTowerConfig.from_dict(overrides)
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--set") from None
+
+
+def _retrieval(settings: Settings, config: Any, per_customer: float | None) -> str:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
     from recsys.training.retrieval_job import train_retrieval
-    from recsys.training.two_tower import TwoTowerConfig
 
-    if split not in ("time", "per-customer"):
-        raise typer.BadParameter(f"expected time or per-customer, not {split!r}", param_hint="--split")
-    settings = load_settings(home=home, seed=seed, dataset=dataset)
-    overrides = parse_overrides(set_) | ({"epochs": epochs} if epochs else {}) | {"seed": settings.seed}
-    try:
-        config = TwoTowerConfig.from_dict(overrides)
-    except (TypeError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--set") from None
-    quiet_tensorflow()
-    features = dataset_features(settings.dataset, settings)
     result = train_retrieval(
         connect(settings),
-        features,
+        dataset_features(settings.dataset, settings),
         config,
         oracle=oracle_for(settings),
-        per_customer=holdout if split == "per-customer" else None,
+        per_customer=per_customer,
         log=lambda line: console.print(line),
     )
     console.print(metric_table(f"retrieval on the test week, run {result.run_id}", result.metrics))
     versions = ", ".join(f"{name} v{version}" for name, version in result.model_versions.items())
     console.print(f"registered {versions} under run [bold]{result.run_id}[/] in {result.seconds:.0f} s")
+    return result.run_id
+
+
+def _ranking(settings: Settings, run: str | None, candidates: int, weeks: int, iterations: int | None) -> None:
+    from recsys.data.sources import dataset_features
+    from recsys.store import connect
+    from recsys.training.ranking import RankerConfig
+    from recsys.training.ranking_job import train_ranking
+
+    config = RankerConfig(seed=settings.seed, **({"iterations": iterations} if iterations else {}))
+    result = train_ranking(
+        connect(settings),
+        dataset_features(settings.dataset, settings),
+        config,
+        run_id=run,
+        n_candidates=candidates,
+        n_train_weeks=weeks,
+        oracle=oracle_for(settings),
+        log=lambda line: console.print(line),
+    )
+    console.print(metric_table(f"whole pipeline on the test week, run {result.run_id}", result.metrics))
+    console.print(f"ranker ({result.objective}) registered as v{result.model_version} under run {result.run_id}")
+    console.print(f"report: {result.report}")
+
+
+@app.command()
+def retrieval(
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 10)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    split: str = SPLIT_OPTION,
+    holdout: float = HOLDOUT_OPTION,
+    seed: int | None = typer.Option(None, help=SEED_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """Train the two-tower model, evaluate it on the test week beside the baselines, register both towers."""
+    if split not in ("time", "per-customer"):
+        raise typer.BadParameter(f"expected time or per-customer, not {split!r}", param_hint="--split")
+    settings = load_settings(home=home, seed=seed, dataset=dataset)
+    config = _two_tower_config(set_, epochs, settings.seed)
+    quiet_tensorflow()
+    _retrieval(settings, config, holdout if split == "per-customer" else None)
+
+
+CANDIDATES_OPTION = typer.Option(100, min=1, help="Retrieval candidates per customer-week the ranker orders.")
+WEEKS_OPTION = typer.Option(4, min=1, help="Training weeks before the validation week.")
+ITERATIONS_OPTION = typer.Option(None, min=1, help="CatBoost's maximum iterations (default 1000; early stopping).")
+
+
+@app.command()
+def ranking(
+    run: str | None = typer.Option(None, "--run", help="Training run id (default: the newest with both towers)."),
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
+    candidates: int = CANDIDATES_OPTION,
+    weeks: int = WEEKS_OPTION,
+    iterations: int | None = ITERATIONS_OPTION,
+    seed: int | None = typer.Option(None, help=SEED_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """Train the CatBoost ranker on the run's own candidates; evaluate the whole pipeline; write the report."""
+    settings = load_settings(home=home, seed=seed, dataset=dataset)
+    quiet_tensorflow()
+    _ranking(settings, run, candidates, weeks, iterations)
+
+
+@app.command("all")
+def all_steps(
+    dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum two-tower epochs (default 10)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    candidates: int = CANDIDATES_OPTION,
+    weeks: int = WEEKS_OPTION,
+    iterations: int | None = ITERATIONS_OPTION,
+    seed: int | None = typer.Option(None, help=SEED_HELP),
+    home: Path | None = typer.Option(None, help=HOME_HELP),
+) -> None:
+    """One run: retrieval -> embed (the inference pipeline's step) -> ranking, all under one run id."""
+    from recsys.inference.embed import embed_catalogue
+    from recsys.store import connect
+
+    settings = load_settings(home=home, seed=seed, dataset=dataset)
+    config = _two_tower_config(set_, epochs, settings.seed)
+    quiet_tensorflow()
+    run_id = _retrieval(settings, config, None)
+    embed_catalogue(connect(settings), run_id, log=lambda line: console.print(line))
+    _ranking(settings, run_id, candidates, weeks, iterations)

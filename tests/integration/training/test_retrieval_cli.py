@@ -153,3 +153,24 @@ def test_nan_in_a_numeric_feature_names_column_and_rows() -> None:
     with pytest.raises(TrainingDataError, match=r"view 'customers', column 'age': NaN.*'customer_id': 'b'"):
         check_numeric(frame, "customers")
     check_numeric(frame.head(1), "customers")  # finite numbers pass
+
+
+def test_ranking_joins_the_run_and_writes_the_report(trained: Trained) -> None:
+    proc = run("training_pipeline", "ranking", "--dataset", "synthetic:tiny", "--iterations", "100", home=trained.home)
+    assert proc.returncode == 0, proc.stderr
+    run_ = find_run(trained.project.model_registry)  # complete now: both towers and the ranker
+    ranker = run_.model("ranker")
+    assert ranker.run_id == run_.model(QUERY_MODEL).run_id and ranker.feature_view_name == "ranking"
+    metrics = ranker.metrics
+    # measured on this seed: ranked 0.097, retrieval order 0.055, popularity 0.050 (MAP@12)
+    assert metrics["map@12"] > 1.15 * metrics["retrieval order/map@12"]
+    assert metrics["map@12"] > metrics["popularity/map@12"] and metrics["map@12"] < metrics["oracle/map@12"]
+    report = ranker.download() / "report" / "report.md"
+    text = report.read_text()
+    assert run_.run_id in text and "retrieval + ranker" in text and "![MAP@12](map12.png)" in text
+    assert (report.parent / "importance.png").is_file() and (report.parent / "recall_at_k.png").is_file()
+
+
+def test_ranking_for_an_unknown_run_lists_the_runs(trained: Trained) -> None:
+    proc = run("training_pipeline", "ranking", "--run", "run-nope", "--dataset", "synthetic:tiny", home=trained.home)
+    assert_clean_error(proc, "no training run 'run-nope'", "query_tower")

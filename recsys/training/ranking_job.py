@@ -1,0 +1,165 @@
+"""The ranking step of the training pipeline: the run's own candidates → CatBoost → the whole pipeline's report.
+
+It loads the run's two towers from the registry (never a model of another run), generates the candidates of
+each customer-week with them (:mod:`ranking_data`), trains the ranker, and evaluates the offline pipeline on the
+test week: retrieval order alone, retrieval + ranker, global popularity, repurchase + popularity and, on
+synthetic data, the oracle (design §6). The ranker is registered under the same run id, with the report.
+
+Note: the ranker's training weeks lie inside the towers' training period, so their retrieval scores are
+in-sample; validation and test weeks are not, and they decide early stopping and the reported numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
+from recsys.pipeline.views import RANKING_VIEW
+from recsys.store.base import Project
+from recsys.training import baselines
+from recsys.training.pipeline_eval import K, evaluate_pipeline, rerank
+from recsys.training.ranking import RankerConfig, save_ranker, train_ranker
+from recsys.training.ranking_data import LABEL, RankingData, ranking_dataset
+from recsys.training.ranking_features import RETRIEVAL_RANK
+from recsys.training.report import write_report
+from recsys.training.retrieval_data import candidate_inputs
+from recsys.training.retrieval_eval import Recommendations, embed, retrieve
+from recsys.training.retrieval_job import EVALUATION_FILE, RetrievalData, load_retrieval_data
+from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, RANKER_MODEL, RETRIEVAL_MODELS, Run, find_run
+from recsys.training.two_tower import load_tower_artifacts
+
+RANKING_EVALUATION_FILE = "ranking_evaluation.json"
+RETRIEVAL_ORDER, RANKED = "retrieval order", "retrieval + ranker"
+
+
+@dataclass
+class RankingResult:
+    run_id: str
+    metrics: pl.DataFrame
+    importance: pl.DataFrame
+    objective: str
+    model_version: int
+    report: Path
+    seconds: float
+
+
+def candidate_generator(project: Project, run: Run, data: RetrievalData) -> Callable[..., Recommendations]:
+    """Top-n of the run's towers for customers as of a time, with the catalogue embedded once."""
+    query, schema = load_tower_artifacts(run.model(QUERY_MODEL).download())
+    candidate, _ = load_tower_artifacts(run.model(CANDIDATE_MODEL).download())
+    catalogue = embed(candidate, candidate_inputs(data.articles, schema))
+
+    def generate(customers: pl.DataFrame, past: pl.DataFrame, as_of: Any, n: int) -> Recommendations:
+        return retrieve(query, schema, customers, past, data.articles, catalogue, as_of, n)
+
+    return generate
+
+
+def retrieval_order(rows: pl.DataFrame, n: int) -> Recommendations:
+    """Each customer's candidates in retrieval order, the first ``n`` (customers sorted by id)."""
+    lists = (
+        rows.sort(CUSTOMER_ID, RETRIEVAL_RANK)
+        .group_by(CUSTOMER_ID, maintain_order=True)
+        .agg(pl.col(ARTICLE_ID).head(n))
+    )
+    return Recommendations(
+        lists.get_column(CUSTOMER_ID).to_numpy(),
+        lists.get_column(ARTICLE_ID).explode().to_numpy().reshape(lists.height, n),
+    )
+
+
+def evaluate_test_week(
+    ranking: RankingData, ranker: Any, data: RetrievalData, oracle: Any = None, k: int = K
+) -> pl.DataFrame:
+    """MAP@k, NDCG@k, recall@k and coverage of every method on the test week's customers."""
+    test_start = ranking.weeks.test
+    truth = data.test.filter(pl.col(T_DAT) >= test_start).select(CUSTOMER_ID, ARTICLE_ID).unique()
+    methods = {RETRIEVAL_ORDER: retrieval_order(ranking.test, k), RANKED: rerank(ranking.test, ranker, k)}
+    customers = methods[RANKED].customer_ids
+    past = pl.concat([data.train, data.val], how="diagonal_relaxed")
+    catalogue = data.articles.get_column(ARTICLE_ID)
+    methods["popularity"] = baselines.popularity_baseline(customers, past, test_start, k, catalogue=catalogue)
+    methods["repurchase+popularity"] = baselines.repurchase_baseline(
+        customers, past, test_start, k, catalogue=catalogue
+    )
+    if oracle is not None:
+        first, last = (oracle.latent.day_of(np.datetime64(day, "D")) for day in (test_start, data.split.end))
+        rows = oracle.top_k_rows(oracle.customer_rows(customers), first, k, last - 1)
+        methods["oracle"] = Recommendations(customers, oracle.article_ids[rows])
+    return evaluate_pipeline(methods, truth, data.articles.height, k)
+
+
+def train_ranking(
+    project: Project,
+    features: Mapping[str, Mapping[str, FeatureSpec]],
+    config: RankerConfig = RankerConfig(),
+    *,
+    run_id: str | None = None,
+    n_candidates: int = 100,
+    n_train_weeks: int = 4,
+    oracle: Any = None,
+    log: Callable[[str], None] = print,
+) -> RankingResult:
+    """Train the ranker on the run's candidates, evaluate the pipeline, register it and write the report."""
+    started = time.perf_counter()
+    run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
+    data = load_retrieval_data(project)
+    transactions = pl.concat([data.train, data.val, data.test], how="diagonal_relaxed")
+    generate = candidate_generator(project, run, data)
+    log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
+    ranking = ranking_dataset(
+        generate,
+        transactions,
+        data.customers,
+        data.articles,
+        features,
+        n_train_weeks=n_train_weeks,
+        n=n_candidates,
+        log=log,
+    )
+    ranker, history = train_ranker(ranking.train, ranking.validation, config, schema=ranking.schema, log=log)
+    table = evaluate_test_week(ranking, ranker, data, oracle)
+    importance = ranker.feature_importance(20)
+    retrieval = json.loads((run.model(QUERY_MODEL).download() / EVALUATION_FILE).read_text())
+    evaluation = {
+        "run_id": run.run_id,
+        "objective": ranker.objective,
+        "metrics": table.to_dicts(),
+        "importance": importance.to_dicts(),
+        "history": history,
+        "rows": {name: getattr(ranking, name).height for name in ("train", "validation", "test")},
+        "positives": {name: int(getattr(ranking, name).get_column(LABEL).sum()) for name in ("train", "validation")},
+        "n_candidates": n_candidates,
+        "config": asdict(config),
+    }
+    ranked = table.filter(pl.col("method") == RANKED).to_dicts()[0]
+    metrics = {key: float(value) for key, value in ranked.items() if key != "method"}
+    for row in table.filter(pl.col("method") != RANKED).iter_rows(named=True):
+        metrics |= {f"{row['method']}/{key}": float(value) for key, value in row.items() if key != "method"}
+    with tempfile.TemporaryDirectory(prefix="ranker-") as tmp:
+        folder = save_ranker(ranker, Path(tmp) / RANKER_MODEL)
+        (folder / RANKING_EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2, default=str))
+        write_report(folder / "report", retrieval, evaluation)
+        saved = project.model_registry.create_model(
+            RANKER_MODEL,
+            metrics=metrics,
+            description=f"CatBoost ranker ({ranker.objective}) of {run.run_id}",
+            feature_view=project.feature_store.get_feature_view(*RANKING_VIEW),
+            input_example=ranking.test.head(3).select(ranking.schema.features),
+            run_id=run.run_id,
+            framework="catboost",
+        ).save(folder)
+    assert saved.version is not None
+    report = saved.download() / "report" / "report.md"
+    return RankingResult(
+        run.run_id, table, importance, ranker.objective, saved.version, report, time.perf_counter() - started
+    )
