@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench lint
+.PHONY: install demo serve test bench lint
 
 # Create the virtual environment with the machine's python3 and install the pinned stack, only when
 # pyproject.toml or the lock file changed since the last install.
@@ -19,6 +19,11 @@ install: $(STAMP)
 demo: install
 	$(PY) -m feature_pipeline generate --preset small
 	$(PY) -m feature_pipeline backfill --dataset synthetic:small
+	$(PY) -m training_pipeline all --dataset synthetic:small --epochs 2
+	$(PY) -m inference_pipeline demo
+
+serve: install
+	$(PY) -m inference_pipeline serve
 
 test: install
 	$(PY) -m pytest

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from inference_pipeline.demo_cli import register as register_demo
 from inference_pipeline.serve_cli import register as register_serving
 from recsys.cli_support import HOME_HELP, console, make_app, quiet_tensorflow
 from recsys.config import load_settings
@@ -31,3 +32,4 @@ def embed(
 
 
 register_serving(app)
+register_demo(app)
