@@ -5,8 +5,9 @@ Retrieval scores the whole catalogue with one dot product per article, so it can
 "is this article priced like what they buy?". The ranker sees those (``ranking_features``) for the ~100
 candidates retrieval returns and reorders them.
 
-CatBoost takes the categorical attributes as they are (ordered target statistics, no one-hot or vocabularies) and
-nulls natively. Two objectives are trained and compared on the validation week's MAP@12 (design §6):
+CatBoost takes the categorical attributes as strings (one-hot up to ``one_hot_max_size`` values, ordered target
+statistics above; no vocabularies to keep) and nulls natively. Two objectives are trained and compared on the
+validation week's MAP@12 (design §6):
 
 * ``YetiRank`` — a pairwise/listwise ranking loss within each customer-week group: it optimises the *order* of a
   customer's candidates, which is all MAP@12 cares about;
@@ -187,9 +188,7 @@ class _Progress:
         return True
 
 
-def _fit(
-    objective: str, train: Pool, val: Pool, schema: RankerSchema, config: RankerConfig, log: Callable[[str], None]
-) -> CatBoost:
+def _fit(objective: str, train: Pool, val: Pool, config: RankerConfig, log: Callable[[str], None]) -> CatBoost:
     params = {
         "loss_function": objective,
         "eval_metric": f"MAP:top={config.eval_k}",
@@ -232,7 +231,7 @@ def train_ranker(
     models: dict[str, CatBoost] = {}
     for objective in OBJECTIVES if config.objective == "auto" else (config.objective,):
         start = time.perf_counter()
-        model = _fit(objective, train_pool, val_pool, schema, config, log)
+        model = _fit(objective, train_pool, val_pool, config, log)
         seconds = time.perf_counter() - start
         score = map_at_k(val, np.asarray(model.predict(val_pool)), config.eval_k)
         tried[objective] = {
@@ -283,6 +282,8 @@ def load_ranker(directory: str | Path) -> Ranker:
     model = CatBoost()
     model.load_model(str(directory / MODEL_FILE), format="cbm")
     schema = RankerSchema.from_dict(meta["schema"])
-    if list(model.feature_names_) != meta["feature_order"]:
-        raise ValueError(f"{directory}: the model's features do not match {META_FILE}")
+    if list(model.feature_names_) != [*schema.numeric, *schema.categorical] or meta["feature_order"] != list(
+        model.feature_names_
+    ):
+        raise ValueError(f"{directory}: the model's features do not match the schema in {META_FILE}")
     return Ranker(model, schema, meta["objective"], RankerConfig.from_dict(meta["config"]), meta["metrics"])
