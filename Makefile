@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: install
 	$(PY) -m feature_pipeline generate --preset small
 	$(PY) -m feature_pipeline backfill --dataset synthetic:small
-	$(PY) -m training_pipeline all --dataset synthetic:small --epochs 2
+	$(PY) -m training_pipeline all --dataset synthetic:small --epochs 2 --objective Logloss --iterations 300
 	$(PY) -m inference_pipeline demo
 
 serve: install
