@@ -27,7 +27,7 @@ def demo(
     import httpx
     import polars as pl
 
-    from inference_pipeline.serve_cli import _print_answer
+    from inference_pipeline.serve_cli import print_answer
     from recsys.config import load_settings
     from recsys.pipeline.views import CUSTOMERS_VIEW
     from recsys.serving.servers import running_servers
@@ -43,7 +43,7 @@ def demo(
             body = {"instances": [{"customer_id": customer, "top_k": top_k}]}
             response = httpx.post(stack.url, json=body, timeout=30.0)
             response.raise_for_status()
-            _print_answer(response.json())
+            print_answer(response.json())
         bad = httpx.post(stack.url, json={"instances": [{"customer_id": known[0], "top_k": 0}]}, timeout=30.0)
         console.print(f"bad request (top_k 0) -> HTTP {bad.status_code}: {bad.text}", highlight=False)
         again = httpx.post(stack.url, json={"instances": [{"customer_id": known[0], "top_k": 3}]}, timeout=30.0)

@@ -123,7 +123,7 @@ def recommend(
     if as_json:
         console.print_json(json.dumps(answer))
         return
-    _print_answer(answer)
+    print_answer(answer)
 
 
 def _feature(item: str) -> tuple[str, Any]:
@@ -175,7 +175,7 @@ def _over_http(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
-def _print_answer(answer: dict[str, Any]) -> None:
+def print_answer(answer: dict[str, Any]) -> None:
     from rich.table import Table
 
     for prediction in answer["predictions"]:

@@ -52,7 +52,7 @@ class RankingResult:
     seconds: float
 
 
-def candidate_generator(project: Project, run: Run, data: RetrievalData) -> Callable[..., Recommendations]:
+def candidate_generator(run: Run, data: RetrievalData) -> Callable[..., Recommendations]:
     """Top-n of the run's towers for customers as of a time, with the catalogue embedded once."""
     query, schema = load_tower_artifacts(run.model(QUERY_MODEL).download())
     candidate, _ = load_tower_artifacts(run.model(CANDIDATE_MODEL).download())
@@ -114,7 +114,7 @@ def train_ranking(
     run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
     data = load_retrieval_data(project)
     transactions = pl.concat([data.train, data.val, data.test], how="diagonal_relaxed")
-    generate = candidate_generator(project, run, data)
+    generate = candidate_generator(run, data)
     log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
     ranking = ranking_dataset(
         generate,
