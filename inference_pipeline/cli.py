@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
+from inference_pipeline.batch_cli import register as register_batch
 from inference_pipeline.demo_cli import register as register_demo
+from inference_pipeline.deploy_cli import register as register_deploy
 from inference_pipeline.serve_cli import register as register_serving
 from recsys.cli_support import HOME_HELP, console, make_app, quiet_tensorflow
 from recsys.config import load_settings
@@ -32,4 +34,6 @@ def embed(
 
 
 register_serving(app)
+register_batch(app)
+register_deploy(app)
 register_demo(app)

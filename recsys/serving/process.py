@@ -36,6 +36,10 @@ class ServerSpec:
     backend: str = "local"
     predictor_port: int | None = None  # transformers: their predictor
     ranking_port: int | None = None  # the query transformer: the ranking transformer
+    # Off loopback (a Kubernetes pod, see :mod:`.container`): the predictor's host[:port] and the ranking URL,
+    # used instead of the two loopback ports above.
+    predictor_host: str | None = None
+    ranking_url: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -138,7 +142,7 @@ def build_model(spec: ServerSpec) -> Any:
     else:
         from recsys.serving.query_transformer import QueryTransformer
 
-        ranking = HttpHop(f"http://{LOOPBACK}:{spec.ranking_port}", RANKING_SERVICE)
+        ranking = HttpHop(spec.ranking_url or f"http://{LOOPBACK}:{spec.ranking_port}", RANKING_SERVICE)
         model = QueryTransformer(project, run, options, ranking=ranking)
     model.load()
     return model
@@ -155,10 +159,9 @@ def serve(spec: ServerSpec) -> None:
 
     model = build_model(spec)
     config = None
-    if spec.predictor_port is not None:
-        config = kserve.PredictorConfig(
-            predictor_host=f"{LOOPBACK}:{spec.predictor_port}", predictor_request_timeout_seconds=30
-        )
+    if spec.predictor_host is not None or spec.predictor_port is not None:
+        host = spec.predictor_host or f"{LOOPBACK}:{spec.predictor_port}"
+        config = kserve.PredictorConfig(predictor_host=host, predictor_request_timeout_seconds=30)
 
     async def bad_request(_: Any, exc: BadRequest) -> JSONResponse:
         return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)

@@ -1,0 +1,149 @@
+"""The batch job on the tiny model set: every customer's answer, the same answers as the chain, upserts."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from tinyrun import TinyRun
+from typer.testing import CliRunner
+
+from inference_pipeline.cli import app
+from recsys.config import load_settings
+from recsys.inference.batch import RECOMMENDATIONS, BatchError, BatchScorer, batch_recommend
+from recsys.serving.chain import InProcessChain
+from recsys.serving.options import ServingOptions
+from recsys.store import Project, connect
+
+TOP_K = 12
+
+
+@pytest.fixture(scope="module")
+def home(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny store, so that the group written here does not leak into other tests."""
+    home = tmp_path_factory.mktemp("batch") / "home"
+    shutil.copytree(tiny_run.settings.home, home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def project(home: Path) -> Project:
+    return connect(load_settings(backend="local", home=home))
+
+
+@pytest.fixture(scope="module")
+def written(project: Project, tiny_run: TinyRun) -> pl.DataFrame:
+    """One batch run (several batches: 2,000 customers by 512), read back online."""
+    result = batch_recommend(
+        project, tiny_run.run_id, top_k=TOP_K, batch_size=512, request_time=tiny_run.request_time, log=lambda _: None
+    )
+    assert result.customers == tiny_run.customers.height and result.run_id == tiny_run.run_id
+    return RECOMMENDATIONS.get(project.feature_store).read(online=True)
+
+
+@pytest.fixture(scope="module")
+def chain(project: Project, tiny_run: TinyRun) -> Iterator[InProcessChain]:
+    with InProcessChain(project, tiny_run.run_id) as chain:
+        yield chain
+
+
+def bought_in_window(tiny_run: TinyRun, window_days: int = 30, last_n: int = 20) -> pl.DataFrame:
+    """``customer_id``, ``article_id`` the filter must remove (the serving defaults), computed here independently."""
+    day = tiny_run.request_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    recent = (pl.lit(day) - pl.col("last_purchase").dt.truncate("1d")).dt.total_days() <= window_days
+    return (
+        tiny_run.customers.filter(recent.fill_null(False))
+        .select("customer_id", pl.col("last_article_ids").list.head(last_n).alias("article_id"))
+        .explode("article_id")
+    )
+
+
+def test_every_customer_gets_top_k_fresh_distinct_products(written: pl.DataFrame, tiny_run: TinyRun) -> None:
+    assert written.height == tiny_run.customers.height
+    assert set(written.get_column("customer_id")) == set(tiny_run.customers.get_column("customer_id"))
+    assert written.get_column("run_id").unique().to_list() == [tiny_run.run_id]
+    assert written.get_column("computed_at").unique().to_list() == [tiny_run.request_time.replace(microsecond=0)]
+    assert (written.get_column("source") == "model").all()  # every stored customer has signal
+    assert (written.get_column("article_ids").list.len() == TOP_K).all()
+    assert (written.get_column("scores").list.len() == TOP_K).all()
+    shown = written.select("customer_id", "article_ids").explode("article_ids").rename({"article_ids": "article_id"})
+    per_customer = shown.join(tiny_run.articles.select("article_id", "product_code"), on="article_id").group_by(
+        "customer_id"
+    )
+    counts = per_customer.agg(pl.col("article_id").n_unique().alias("a"), pl.col("product_code").n_unique().alias("p"))
+    assert counts.height == written.height
+    assert (counts.get_column("a") == TOP_K).all(), "an article twice, or an id the catalogue lacks"
+    assert (counts.get_column("p") == TOP_K).all(), "two colour variants of one product"
+    banned = bought_in_window(tiny_run)
+    assert banned.height > 100  # the filter had work to do
+    assert shown.join(banned, on=["customer_id", "article_id"], how="semi").is_empty()
+
+
+def test_same_answers_as_the_in_process_chain(written: pl.DataFrame, chain: InProcessChain, tiny_run: TinyRun) -> None:
+    """Same ordering, scores within float tolerance: the chain rounds scores to 6 decimals for JSON, and the
+    query tower runs on a batch of 512 here and of 1 there, so embeddings may differ in the last float bits."""
+    ids = tiny_run.recent_buyers(3) + tiny_run.customers.get_column("customer_id").gather([0, 777, 1999]).to_list()
+    answer = chain.recommend(
+        {
+            "instances": [
+                {"customer_id": c, "top_k": TOP_K, "request_time": tiny_run.request_time.isoformat()} for c in ids
+            ]
+        }
+    )
+    rows = {row["customer_id"]: row for row in written.filter(pl.col("customer_id").is_in(ids)).iter_rows(named=True)}
+    for prediction in answer["predictions"]:
+        row = rows[prediction["customer_id"]]
+        assert row["article_ids"] == prediction["article_ids"], prediction["customer_id"]
+        np.testing.assert_allclose(row["scores"], prediction["scores"], atol=2e-6)
+
+
+def test_short_model_lists_and_cold_start_are_filled_like_the_chain(project: Project, tiny_run: TinyRun) -> None:
+    """With fewer candidates than top_k the popular tier fills the answer; an unknown customer gets only it."""
+    options = dataclasses.replace(ServingOptions(), retrieve_k=8)
+    ids = [*tiny_run.recent_buyers(2), "someone-new"]
+    with InProcessChain(project, tiny_run.run_id, options) as chain:
+        batch = BatchScorer(chain, tiny_run.request_time).score(pl.Series(ids), TOP_K)
+        answer = chain.recommend(
+            {"instances": [{"customer_id": c, "request_time": tiny_run.request_time.isoformat()} for c in ids]}
+        )
+    assert batch.get_column("source").to_list() == ["model", "model", "popularity"]
+    for row, prediction in zip(batch.iter_rows(named=True), answer["predictions"], strict=True):
+        assert prediction["source"] == row["source"]
+        assert row["article_ids"] == prediction["article_ids"] and len(row["article_ids"]) == TOP_K
+        np.testing.assert_allclose(row["scores"], prediction["scores"], atol=2e-6)
+    assert any(a["source"] == "popularity" for a in answer["predictions"][0]["articles"])  # the fill happened
+
+
+def test_rerun_upserts_and_a_later_run_replaces_the_online_row(
+    written: pl.DataFrame, project: Project, home: Path, tiny_run: TinyRun
+) -> None:
+    group = RECOMMENDATIONS.get(project.feature_store)
+    n = tiny_run.customers.height
+    batch_recommend(project, tiny_run.run_id, top_k=TOP_K, request_time=tiny_run.request_time, log=lambda _: None)
+    assert group.read().height == n and group.read(online=True).height == n  # same computed_at: no duplicate
+
+    later = tiny_run.request_time + timedelta(days=1)
+    result = CliRunner().invoke(
+        app,
+        ["batch", "--home", str(home), "--run", tiny_run.run_id, "--top-k", "5", "--batch-size", "700",
+         "--request-time", later.isoformat()],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2,000 customers" in result.output and "recommendations" in result.output
+    online = group.read(online=True)
+    assert online.height == n and online.get_column("computed_at").unique().to_list() == [later.replace(microsecond=0)]
+    assert (online.get_column("article_ids").list.len() == 5).all()
+    assert group.read().height == 2 * n  # offline: one snapshot per computed_at
+
+
+def test_bad_arguments_name_the_field(project: Project) -> None:
+    with pytest.raises(BatchError, match="top_k"):
+        batch_recommend(project, top_k=0)
+    with pytest.raises(BatchError, match="batch_size"):
+        batch_recommend(project, batch_size=0)
