@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve test bench lint
+.PHONY: install demo serve ui test bench lint
 
 # Create the virtual environment with the machine's python3 and install the pinned stack, only when
 # pyproject.toml or the lock file changed since the last install.
@@ -24,6 +24,13 @@ demo: install
 
 serve: install
 	$(PY) -m inference_pipeline serve
+
+# The demo shop (Streamlit) over the endpoint of `make serve`; settings from RECSYS_* / .env as everywhere.
+UI_PORT    ?= 8501
+UI_ADDRESS ?= 127.0.0.1
+ui: install
+	$(PY) -m streamlit run recsys/ui/app.py --server.headless true --server.address $(UI_ADDRESS) \
+		--server.port $(UI_PORT) --browser.gatherUsageStats false
 
 test: install
 	$(PY) -m pytest

@@ -49,3 +49,4 @@ def demo(
         again = httpx.post(stack.url, json={"instances": [{"customer_id": known[0], "top_k": 3}]}, timeout=30.0)
         console.print(f"next good request -> HTTP {again.status_code}", highlight=False)
     console.print("servers stopped. Keep them running with `make serve` (python -m inference_pipeline serve).")
+    console.print("demo shop UI: `make serve`, then in another terminal `make ui` (http://127.0.0.1:8501).")

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         300.0, ge=0, description="How long the cold-start popularity list is cached (seconds)."
     )
 
+    # -- demo UI (recsys.ui): the Streamlit shop started by `make ui` ----------------------------------------------
+    ui_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint the demo UI asks (default: the public endpoint on 127.0.0.1:serving_port).",
+    )
+    ui_timeout_s: float = Field(10.0, gt=0, description="How long the demo UI waits for an answer (seconds).")
+
     @property
     def data_dir(self) -> Path:
         """Where generated and cached raw data sets are written."""

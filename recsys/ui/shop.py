@@ -1,0 +1,151 @@
+"""What the demo reads from the feature store and writes back to it.
+
+Reads are for display only — the choice of customers (never hard-coded: they come from the store, so the demo
+works on any dataset), a customer's recent purchases, article fields and prices — and the form of a new
+customer (which features the served query tower accepts). Writes are what a shopper does: a purchase goes through
+:func:`recsys.serving.actions.record_purchase`, which updates the online history at once, so the next answer of
+the endpoint already leaves the article out; a click goes to the ``clicks`` group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
+from recsys.errors import RecsysError
+from recsys.features.customer_history import LAST_ARTICLES
+from recsys.features.customers import AGE
+from recsys.pipeline.groups import CUSTOMER_HISTORY, CUSTOMERS, TRANSACTIONS
+from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW
+from recsys.serving.actions import Purchase, record_click, record_purchase
+from recsys.serving.requests import utc_now
+from recsys.store.base import Project
+from recsys.training.ranking_features import ARTICLE_PRICE, article_prices_as_of
+
+INDEX_GROUP = "index_group_name"  # H&M's top level (Ladieswear, Menswear, ...): the cold-start form offers it
+N_PURCHASES = "n_purchases"
+LAST_PURCHASE = "last_purchase"
+
+
+@dataclass(frozen=True)
+class NewCustomerForm:
+    """What a new (unknown) customer may tell the endpoint: the inputs the served query tower reads."""
+
+    age: bool  # the tower reads a numeric age
+    index_groups: list[str]  # values offered as preferred index groups (empty: the tower does not read them)
+
+
+class Shop:
+    """The feature-store side of the demo for one project (see the module docstring)."""
+
+    def __init__(self, project: Project, n_last: int = 20) -> None:
+        self.project = project
+        self.fs = project.feature_store
+        self.n_last = n_last  # the feature pipeline's history length (record_purchase must match it)
+
+    @cached_property
+    def _customers(self) -> Any:
+        return self.fs.get_feature_view(*CUSTOMERS_VIEW)
+
+    @cached_property
+    def _articles(self) -> Any:
+        return self.fs.get_feature_view(*ARTICLES_VIEW)
+
+    # -- customers -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def id_dtype(self) -> pl.DataType:
+        """The store's customer id type: typed ids are converted to it (a string "42" is not the integer 42)."""
+        return CUSTOMERS.get(self.fs).select([CUSTOMER_ID]).read().schema[CUSTOMER_ID]
+
+    @cached_property
+    def active_customers(self) -> pl.Series:
+        """Ids of customers with at least one purchase in the online history, sorted."""
+        history = CUSTOMER_HISTORY.get(self.fs).read(online=True)
+        active = history.filter(pl.col(N_PURCHASES) > 0) if N_PURCHASES in history.columns else history
+        return active.get_column(CUSTOMER_ID).unique().sort()
+
+    def random_active_customer(self, rng: np.random.Generator) -> str | int:
+        ids = self.active_customers
+        if ids.is_empty():
+            raise RecsysError("the store has no customer with purchases yet: run the feature pipeline (make demo)")
+        return ids[int(rng.integers(ids.len()))]
+
+    def parse_customer_id(self, text: str) -> str | int:
+        """A typed id in the store's id type; a clear error when the store's ids are numbers and this is not."""
+        text = text.strip()
+        if not text:
+            raise RecsysError("type a customer id")
+        if self.id_dtype.is_integer():
+            try:
+                return int(text)
+            except ValueError:
+                raise RecsysError(f"customer ids are integers in this store, got {text!r}") from None
+        return text
+
+    def new_customer_id(self, rng: np.random.Generator) -> str | int:
+        """An id the store does not have: a negative number or ``new-<hex>`` (the id type of the store)."""
+        if self.id_dtype.is_integer():
+            return -int(rng.integers(1, 2**31))
+        return f"new-{rng.integers(16**8):08x}"
+
+    def customer_row(self, customer_id: str | int) -> dict[str, Any] | None:
+        """The customers view's online row (attributes + latest history), ``None`` if the store has neither."""
+        row = self._customers.get_feature_vector({CUSTOMER_ID: customer_id}, allow_missing=True).row(0, named=True)
+        known = any(value is not None for name, value in row.items() if name != CUSTOMER_ID)
+        return row if known else None
+
+    def recent_purchases(self, customer_id: str | int, n: int = 8) -> pl.DataFrame:
+        """The last ``n`` articles the customer bought (newest first) with their display fields and price."""
+        row = self.customer_row(customer_id)
+        ids = list((row or {}).get(LAST_ARTICLES) or [])[:n]
+        return self.articles(ids)
+
+    # -- articles --------------------------------------------------------------------------------------------
+
+    @cached_property
+    def prices(self) -> pl.DataFrame:
+        """``article_id``, ``article_price``: the mean price paid per unit (catalogues have no price column).
+
+        Read once per app process: a demo price, not a live one.
+        """
+        tx = TRANSACTIONS.get(self.fs)
+        wanted = [c for c in (ARTICLE_ID, T_DAT, PRICE, QUANTITY) if c in tx.select_all().features]
+        return article_prices_as_of(tx.select(wanted).read(), utc_now())
+
+    def articles(self, ids: Sequence[Any]) -> pl.DataFrame:
+        """One row per id, in order: the articles view's online fields and ``article_price`` (null if unknown)."""
+        if not ids:
+            return self._articles.get_feature_vectors([{ARTICLE_ID: -1}], allow_missing=True).clear()
+        rows = self._articles.get_feature_vectors([{ARTICLE_ID: a} for a in ids], allow_missing=True)
+        return rows.join(self.prices, on=ARTICLE_ID, how="left", maintain_order="left")
+
+    def price_of(self, article_id: Any) -> float | None:
+        match = self.prices.filter(pl.col(ARTICLE_ID) == article_id).get_column(ARTICLE_PRICE)
+        return None if match.is_empty() else match[0]
+
+    def new_customer_form(self, accepted: dict[str, str]) -> NewCustomerForm:
+        """The cold-start inputs ``accepted`` (feature name → kind, from the served query tower) allows."""
+        groups: list[str] = []
+        if accepted.get(INDEX_GROUP) == "list":
+            catalogue = self._articles.query.read()
+            if INDEX_GROUP in catalogue.columns:
+                groups = catalogue.get_column(INDEX_GROUP).drop_nulls().unique().sort().to_list()
+        return NewCustomerForm(age=accepted.get(AGE) == "numeric", index_groups=groups)
+
+    # -- actions ---------------------------------------------------------------------------------------------
+
+    def buy(self, customer_id: str | int, article_id: Any) -> Purchase:
+        """Record a purchase at today's price; the customer's online history is updated before this returns."""
+        return record_purchase(
+            self.project, customer_id, article_id, price=self.price_of(article_id), n_last=self.n_last
+        )
+
+    def click(self, customer_id: str | int, article_id: Any) -> None:
+        record_click(self.project, customer_id, article_id)
