@@ -11,10 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display on servers and CI
-import matplotlib.pyplot as plt
+# Figures drawn without pyplot: files only, and importing this never switches a notebook's plotting backend.
+from matplotlib.figure import Figure
 
 REPORT_FILE = "report.md"
 TRAINING_PNG, RECALL_PNG, MAP_PNG, IMPORTANCE_PNG = "training.png", "recall_at_k.png", "map12.png", "importance.png"
@@ -40,7 +38,8 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
 def _plot_training(history: Sequence[Mapping[str, float]], path: Path) -> None:
     epochs = [row["epoch"] for row in history]
     recall_key = next((key for key in history[0] if key.startswith("val_recall_at_")), None)
-    fig, left = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    left = fig.subplots()
     left.plot(epochs, [row["loss"] for row in history], "o-", color="tab:blue", label="training loss")
     left.set_xlabel("epoch")
     left.set_ylabel("loss", color="tab:blue")
@@ -51,11 +50,11 @@ def _plot_training(history: Sequence[Mapping[str, float]], path: Path) -> None:
     left.set_title("two-tower training")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _plot_recall(metrics: Sequence[Mapping[str, Any]], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     for row in metrics:
         points = sorted((int(key.split("@")[1]), value) for key, value in row.items() if key.startswith("recall@"))
         points = [(k, v) for k, v in points if v is not None]
@@ -72,11 +71,11 @@ def _plot_recall(metrics: Sequence[Mapping[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _plot_bars(labels: Sequence[str], values: Sequence[float], title: str, path: Path, horizontal: bool) -> None:
-    fig, ax = plt.subplots(figsize=(6, max(3.0, 0.25 * len(labels) + 1) if horizontal else 3.5))
+    fig = Figure(figsize=(6, max(3.0, 0.25 * len(labels) + 1) if horizontal else 3.5))
+    ax = fig.subplots()
     if horizontal:
         ax.barh(list(labels)[::-1], list(values)[::-1], color="tab:green")
     else:
@@ -85,7 +84,6 @@ def _plot_bars(labels: Sequence[str], values: Sequence[float], title: str, path:
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_report(
