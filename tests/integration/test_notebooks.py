@@ -79,6 +79,9 @@ def test_notebooks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "TF_USE_LEGACY_KERAS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+    # Importing streamlit (the UI tests, at collection) sets MPLBACKEND=Agg in this process; a kernel that
+    # inherited it would draw no inline plots.
+    env.pop("MPLBACKEND", None)
     done: dict[str, nbformat.NotebookNode] = {}
     seconds: dict[str, float] = {}
     for name in NAMES:
