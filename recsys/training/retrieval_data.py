@@ -51,6 +51,7 @@ DAYS_SINCE = "days_since_last_purchase"  # recomputed at the row's (or the reque
 HISTORY_NUMERIC = ("n_purchases", "n_units", "n_distinct_articles", "avg_price", "price_index")
 VALUES, SHARES = "_values", "_shares"
 CONTEXT = (MONTH_SIN, MONTH_COS)
+EXAMPLE_AGE = "example_age_days"  # days from a training row to the end of training; 0 at serving (see TowerFeatures)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class TowerFeatures:
     article_numeric: tuple[str, ...] = ()
     text: str | None = DESCRIPTION
     list_lengths: dict[str, int] = field(default_factory=dict)  # padded length of every list input
+    # The end of the training period (ISO date). When set, the query tower reads the *example age*: how many days
+    # before it a training row was (0 for any time after it, hence at serving), so that the model can learn how
+    # articles' sales rise and fade over time and is asked about "now" when serving (YouTube's example age).
+    age_reference: str | None = None
 
     # -- the inputs of each tower: name -> (kind, padded length or None) -----------------------------------
     def query_inputs(self) -> dict[str, tuple[str, int | None]]:
@@ -81,6 +86,8 @@ class TowerFeatures:
         out |= {c: ("string", None) for c in self.customer_categorical}
         out |= {c: ("string", self.list_lengths[c]) for c in self.customer_multi}
         out |= {c: ("float", None) for c in (*self.customer_numeric, *self.context, *self.history_numeric)}
+        if self.age_reference is not None:
+            out[EXAMPLE_AGE] = ("float", None)
         if self.history:
             out[LAST_ARTICLES] = (self.article_id_kind, self.list_lengths[LAST_ARTICLES])
         for a in self.affinities:
@@ -123,6 +130,7 @@ def tower_features(
     history_length: int = 20,
     max_list_length: int = 16,
     use_history_features: bool = True,
+    age_reference: datetime | date | None = None,
 ) -> TowerFeatures:
     """Pick the tower inputs from the spec's feature types (``Dataset.features``) and the columns present.
 
@@ -131,7 +139,8 @@ def tower_features(
     candidate tower the same way; article *text* reaches it through ``description``, which the pipeline builds
     from every text and categorical column. Transaction features (e.g. a sales channel) are not used: the
     query tower only reads what is known at request time. ``use_history_features`` adds the history counts
-    and the category affinities (the history ids are always used when present).
+    and the category affinities (the history ids are always used when present). ``age_reference`` (the end of
+    training) adds the example age (see :class:`TowerFeatures`).
     """
 
     def typed(table: str, frame: pl.DataFrame, kind: str) -> tuple[str, ...]:
@@ -173,6 +182,7 @@ def tower_features(
         article_numeric=typed("articles", articles, "numeric"),
         text=DESCRIPTION if DESCRIPTION in articles.columns else None,
         list_lengths=lengths,
+        age_reference=None if age_reference is None else cutoff(age_reference).date().isoformat(),
     )
 
 
@@ -263,8 +273,10 @@ def _scalar(values: pl.Series, kind: str) -> Encoded:
     return Encoded(values.cast(pl.Float64).fill_null(np.nan).fill_nan(np.nan).to_numpy().astype(np.float32))
 
 
-def _with_time_features(frame: pl.DataFrame, names: Sequence[str], at: datetime | date | None) -> pl.DataFrame:
-    """Add the context and recency the inputs need: from each row's ``t_dat``, or from the request time ``at``."""
+def _with_time_features(
+    frame: pl.DataFrame, names: Sequence[str], at: datetime | date | None, age_reference: str | None = None
+) -> pl.DataFrame:
+    """Add the context, recency and example age the inputs need: from each row's ``t_dat``, or the request time."""
     when = pl.col(T_DAT) if at is None else pl.lit(cutoff(at))
     extra: list[pl.Expr] = []
     if any(c in names for c in CONTEXT) and (at is not None or not set(CONTEXT) <= set(frame.columns)):
@@ -273,18 +285,25 @@ def _with_time_features(frame: pl.DataFrame, names: Sequence[str], at: datetime 
         last = pl.col(LAST_PURCHASE) if LAST_PURCHASE in frame.columns else pl.lit(None, pl.Datetime("us"))
         days = (when.dt.truncate("1d") - last.dt.truncate("1d")).dt.total_days()
         extra.append(days.cast(pl.Float64).alias(DAYS_SINCE))
+    if EXAMPLE_AGE in names:
+        reference = pl.lit(datetime.fromisoformat(age_reference or "1970-01-01"))
+        days = (reference - when.dt.truncate("1d")).dt.total_days().clip(lower_bound=0)
+        extra.append(days.cast(pl.Float64).alias(EXAMPLE_AGE))
     return frame.with_columns(extra) if extra else frame
 
 
 def encode(
-    frame: pl.DataFrame, inputs: Mapping[str, tuple[str, int | None]], at: datetime | date | None = None
+    frame: pl.DataFrame,
+    inputs: Mapping[str, tuple[str, int | None]],
+    at: datetime | date | None = None,
+    age_reference: str | None = None,
 ) -> dict[str, Encoded]:
     """Every input of a tower from ``frame`` (see :meth:`TowerFeatures.query_inputs`); absent columns are missing.
 
     Affinity inputs ``X_values``/``X_shares`` are cut to the same length, keeping the largest shares (the
-    pipeline stores them largest first).
+    pipeline stores them largest first). ``age_reference``: see :attr:`TowerFeatures.age_reference`.
     """
-    frame = _with_time_features(frame, list(inputs), at)
+    frame = _with_time_features(frame, list(inputs), at, age_reference)
     out: dict[str, Encoded] = {}
     for name, (kind, length) in inputs.items():
         if name in frame.columns:
@@ -310,7 +329,7 @@ def query_inputs(
     Retrieval rows with ``at=None`` (each row's own month and recency), or customers at a request time ``at``
     (month context and recency as of ``at``'s day).
     """
-    return decode(encode(frame, schema.query_inputs(), at))
+    return decode(encode(frame, schema.query_inputs(), at, schema.age_reference))
 
 
 def candidate_inputs(articles: pl.DataFrame, schema: TowerFeatures) -> dict[str, np.ndarray]:
@@ -346,7 +365,7 @@ def training_dataset(
     keep = index >= 0
     if not keep.all():
         frame, index = frame.filter(pl.Series(keep)), index[keep]
-    columns = encode(frame, schema.query_inputs())
+    columns = encode(frame, schema.query_inputs(), age_reference=schema.age_reference)
     codes = {name: tf.constant(col.codes) for name, col in columns.items()}
     codes[ARTICLE_INDEX] = tf.constant(index.astype(np.int32))
     dictionaries = {

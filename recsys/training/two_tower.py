@@ -5,16 +5,26 @@ customer at a moment (id, attributes, month, what they bought lately) into a uni
 turns an article (id, attributes, description) into a unit vector of the same size, and the score is their dot
 product — the catalogue is embedded once and searched with a nearest-neighbour index.
 
-Training sees only positives (purchases). Every other article in the batch serves as a negative
-(``tfrs.tasks.Retrieval``: a softmax over the batch's candidates). Popular articles appear in many batches and
-would be pushed down as negatives far more often than rare ones; the optional *logQ correction* subtracts the
-log of each candidate's probability of being in the batch from its logit, so the model learns preference
-rather than anti-popularity. The temperature sharpens the softmax over cosine scores (in [-1, 1]).
+Training sees only positives (purchases). The other articles of the batch serve as negatives: a softmax over
+the batch's *distinct* articles (TFRS's retrieval task with its accidental hits removed; an article bought twice
+in a batch is one candidate, embedded once). Popular articles appear in many batches and would be pushed down
+as negatives far more often than rare ones; the optional *logQ correction* subtracts the log of each
+candidate's probability of being in the batch from its logit, so that the sampled softmax estimates the softmax
+over the whole catalogue and the model learns preference rather than anti-popularity. The temperature sharpens
+the softmax over cosine scores (in [-1, 1]).
+
+Articles rise and fade: a purchase two years ago says little about what sells now. The query tower reads each
+training row's *example age* (days before the end of training; 0 at serving), so that the model learns from
+all the history how sales move with time but is asked about "now" (YouTube's example-age feature).
 
 Both towers give unseen ids a vector: ids outside the training vocabulary share an out-of-vocabulary
 embedding, and the rest of each tower (attributes, history, description text) still tells them apart. The
 history of the query tower is pooled with the *same* article-id embedding table as the candidate tower, and the
 category affinities with the candidate tower's category embeddings, so both towers speak one vocabulary.
+
+Speed: each tower is a string-free trainable *core* behind its lookups (see :class:`Tower`). Training encodes
+its rows to integer indices once, so a step is gathers and matmuls only; sparse updates touch only the rows a
+batch used (:class:`~recsys.training.tower_layers.LazyAdam`).
 
 Stack: TensorFlow 2.21 with Keras 2 (``tf_keras``) and TFRS 0.7.7. TFRS refuses Keras 3, and TensorFlow reads
 ``TF_USE_LEGACY_KERAS`` when ``tf.keras`` is first touched, so this module sets it before importing TensorFlow;
@@ -28,7 +38,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +63,12 @@ from recsys.features.customer_history import LAST_ARTICLES
 from recsys.training import retrieval_eval
 from recsys.training.retrieval_data import (
     ARTICLE_INDEX,
+    EXAMPLE_AGE,
     PAD_INT,
     PAD_STRING,
     SHARES,
     VALUES,
+    Encoded,
     TowerFeatures,
     candidate_inputs,
     catalogue_rows,
@@ -67,31 +79,50 @@ from recsys.training.retrieval_data import (
     queries_as_of,
     query_inputs,
     tower_features,
-    training_dataset,
     vocabulary,
+)
+from recsys.training.tower_layers import (
+    AgeEncoder,
+    IndexOf,
+    LazyAdam,
+    LogShares,
+    NumericEncoder,
+    PaddingMask,
+    SplitPadding,
+    WeightedMean,
+    sampled_softmax_loss,
 )
 
 QUERY_DIR, CANDIDATE_DIR, SCHEMA_FILE, CONFIG_FILE = "query", "candidate", "tower_features.json", "config.json"
 TOWER_DIR = "tower"  # the SavedModel inside one tower's registry folder
 EMBEDDING = "embedding"  # the output of a saved tower's serving signature
 UNUSED = "[unused]"  # the placeholder of an empty vocabulary
+AGE_SCALES_DAYS = (7.0, 28.0, 91.0, 365.0)  # the example age's basis: a week to a year
+MAX_DENSE_AFFINITY = 512  # affinities over at most this many categories also enter as a dense log-share profile
 
 
 @dataclass(frozen=True)
 class TwoTowerConfig:
-    """Every knob of the two-tower model and its training; the defaults suit the synthetic presets and H&M."""
+    """Every knob of the two-tower model and its training.
+
+    The defaults were tuned on the ``small`` preset's validation week (never its test week); the measurements
+    behind them are in ``benchmarks/results/training_retrieval.json`` and the quality test's docstring.
+    """
 
     embedding_dim: int = 64  # output of both towers, and the id embeddings
     feature_embedding_dim: int = 16  # each categorical feature
     text_embedding_dim: int = 32
     hidden_units: tuple[int, ...] = (128,)
-    temperature: float = 0.05
+    temperature: float = 0.1
     popularity_correction: bool = True
-    remove_accidental_hits: bool = True  # the same article twice in a batch is not its own negative
-    learning_rate: float = 0.003
-    batch_size: int = 1024
-    epochs: int = 10
+    negatives: int = 0  # in-batch negatives: the distinct articles of a batch's first N rows (0: of all its rows)
+    uniform_negatives: int = 512  # catalogue articles drawn uniformly per batch, beside the in-batch negatives
+    learning_rate: float = 0.002
+    cosine_decay: bool = True  # the learning rate follows a cosine from learning_rate down over `epochs`
+    batch_size: int = 2048
+    epochs: int = 6
     patience: int = 2  # epochs without a better validation recall before stopping
+    steps_per_execution: int = 16  # training steps per call into the TF graph (less Python per step)
     seed: int = 42
     max_customer_vocab: int = 2_000_000
     max_article_vocab: int = 500_000
@@ -103,10 +134,23 @@ class TwoTowerConfig:
     history_length: int = 20
     max_list_length: int = 16
     use_history_features: bool = True  # history counts and category affinities in the query tower
+    dense_affinities: bool = True  # category affinities also as dense log-share profiles (small vocabularies)
+    # The customer-id embedding: off by default, it memorises the training purchases of heavy buyers and lowered
+    # validation recall on `small` (attributes and history carry the customer's taste to new weeks).
+    use_customer_id: bool = False
+    example_age: bool = True  # the query tower learns from each row's age (days before the end of training)
     eval_k: int = 100  # early stopping watches validation recall@eval_k
 
     def __post_init__(self) -> None:
-        if self.embedding_dim < 1 or self.batch_size < 2 or self.epochs < 1 or self.temperature <= 0:
+        if (
+            self.embedding_dim < 1
+            or self.batch_size < 2
+            or self.epochs < 1
+            or self.temperature <= 0
+            or self.uniform_negatives < 0
+            or self.negatives < 0
+            or self.steps_per_execution < 1
+        ):
             raise ValueError(f"invalid two-tower config: {self}")
 
     @classmethod
@@ -118,63 +162,7 @@ class TwoTowerConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-# -- layers (registered, so that a tower also reloads as a Keras model) ----------------------------------------
-
-
-@keras.saving.register_keras_serializable(package="recsys")
-class PaddingMask(keras.layers.Layer):
-    """1.0 where a padded list holds a value, 0.0 at its padding."""
-
-    def __init__(self, pad: str | int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pad = pad
-
-    def call(self, values: tf.Tensor) -> tf.Tensor:
-        return tf.cast(tf.not_equal(values, tf.constant(self.pad, dtype=values.dtype)), tf.float32)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pad": self.pad}
-
-
-@keras.saving.register_keras_serializable(package="recsys")
-class WeightedMean(keras.layers.Layer):
-    """Σ w·e / Σ w over a list: a masked mean (w = mask) or a weighted bag (w = shares); zeros for no weight."""
-
-    def call(self, embeddings: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-        total = tf.reduce_sum(weights, axis=1, keepdims=True)
-        pooled = tf.reduce_sum(embeddings * weights[:, :, None], axis=1)
-        return tf.math.divide_no_nan(pooled, total)
-
-
-@keras.saving.register_keras_serializable(package="recsys")
-class NumericEncoder(keras.layers.Layer):
-    """Numbers with NaN for missing → [standardised signed log, missing flag] per feature, missing values at 0.
-
-    The flag carries what the feature pipeline's ``<name>_missing`` columns say; mean and std come from the
-    training split (see :func:`~recsys.training.retrieval_data.numeric_stats`).
-    """
-
-    def __init__(self, mean: list[float], std: list[float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mean, self.std = list(mean), list(std)
-
-    def call(self, values: tf.Tensor) -> tf.Tensor:
-        missing = tf.math.is_nan(values)
-        x = tf.where(missing, tf.zeros_like(values), values)
-        z = (tf.sign(x) * tf.math.log1p(tf.abs(x)) - self.mean) / self.std
-        z = tf.where(missing, tf.zeros_like(z), z)
-        return tf.concat([z, tf.cast(missing, tf.float32)], axis=1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
-
-
 # -- towers ---------------------------------------------------------------------------------------------------
-
-
-def _input(name: str, kind: str, length: int | None) -> keras.Input:
-    dtype = {"string": tf.string, "int": tf.int64, "float": tf.float32}[kind]
-    return keras.Input(shape=(() if length is None else (length,)), dtype=dtype, name=name)
 
 
 def _lookup(kind: str, vocab: list[Any], name: str) -> keras.layers.Layer:
@@ -189,23 +177,63 @@ def _lookup(kind: str, vocab: list[Any], name: str) -> keras.layers.Layer:
 
 
 class _Categorical:
-    """A lookup and its embedding table, applied to a scalar or to a padded list (shared between towers)."""
+    """A lookup (raw value → index, in the encoding) and its embedding table (in the core), shared by towers."""
 
     def __init__(self, name: str, kind: str, vocab: list[Any], dim: int) -> None:
         self.kind = kind
         self.lookup = _lookup(kind, vocab, f"{name}_lookup")
-        self.embedding = keras.layers.Embedding(self.lookup.vocabulary_size(), dim, name=f"{name}_embedding")
+        self.size = self.lookup.vocabulary_size()
+        self.embedding = keras.layers.Embedding(self.size, dim, name=f"{name}_embedding")
 
-    def __call__(self, values: Any) -> Any:
-        return self.embedding(self.lookup(values))
+    def pooled(self, indices: Any, weights: Any = None) -> Any:
+        """The mean of a padded list's vectors (``weights``: a weighted mean, e.g. by shares)."""
+        safe, mask = SplitPadding()(indices)
+        return WeightedMean()(self.embedding(safe), mask if weights is None else weights)
 
-    def pooled(self, values: Any, weights: Any = None) -> Any:
-        if weights is None:
-            weights = PaddingMask(PAD_STRING if self.kind == "string" else PAD_INT)(values)
-        return WeightedMean()(self(values), weights)
+
+@dataclass
+class Tower:
+    """One tower three ways: ``model`` maps the raw named inputs to a unit vector (saved and served);
+    ``encoders`` turn raw inputs into integer indices (lookups, text vectorisation: nothing to learn); ``core``
+    maps those indices and the numeric inputs to the vector (every trainable weight). Training encodes its rows
+    once (:func:`encode_inputs`) and runs only the core, so no string is hashed inside the training loop.
+    """
+
+    model: keras.Model
+    core: keras.Model
+    encoders: dict[str, keras.layers.Layer]  # raw input name → its lookup or text vectoriser
+    pads: dict[str, str | int]  # list inputs with a lookup → their padding value (index -1 once encoded)
+
+
+def _input(name: str, kind: str, length: int | None) -> keras.Input:
+    dtype = {"string": tf.string, "int": tf.int64, "float": tf.float32}[kind]
+    return keras.Input(shape=(() if length is None else (length,)), dtype=dtype, name=name)
+
+
+def _assemble(
+    name: str,
+    specs: Mapping[str, tuple[str, int | None]],
+    encoders: dict[str, keras.layers.Layer],
+    pads: dict[str, str | int],
+    core_shapes: Mapping[str, tuple[int, ...]],
+    body: Callable[[dict[str, Any]], Any],
+) -> Tower:
+    """The core over encoded inputs (indices int32, numbers float32), then the raw model around it."""
+    core_in = {
+        n: keras.Input(shape=core_shapes.get(n, () if length is None else (length,)), name=n, dtype=dtype)
+        for n, (kind, length) in specs.items()
+        for dtype in [tf.int32 if n in encoders else tf.float32]
+    }
+    core = keras.Model(core_in, body(core_in), name=f"{name}_core")
+    raw = {n: _input(n, kind, length) for n, (kind, length) in specs.items()}
+    encoded = {
+        n: IndexOf(pads.get(n), name=f"{n}_index")(x, encoders[n](x)) if n in encoders else x for n, x in raw.items()
+    }
+    return Tower(keras.Model(raw, core(encoded), name=f"{name}_tower"), core, encoders, pads)
 
 
 def _head(parts: list[Any], config: TwoTowerConfig, name: str) -> Any:
+    """Concatenated features → MLP → projection to ``embedding_dim`` → L2 normalisation."""
     x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name=f"{name}_features")(parts)
     for i, units in enumerate(config.hidden_units):
         x = keras.layers.Dense(units, activation="relu", name=f"{name}_hidden_{i}")(x)
@@ -263,109 +291,281 @@ def fit_vocabularies(
     )
 
 
-def build_towers(
-    schema: TowerFeatures, vocabs: Vocabularies, config: TwoTowerConfig
-) -> tuple[keras.Model, keras.Model]:
-    """The query and candidate towers (functional Keras models over raw inputs, outputs L2-normalised)."""
+def build_towers(schema: TowerFeatures, vocabs: Vocabularies, config: TwoTowerConfig) -> tuple[Tower, Tower]:
+    """The query and the candidate tower (raw inputs → L2-normalised vectors of ``embedding_dim``)."""
     keras.utils.set_random_seed(config.seed)
     dim, fdim = config.embedding_dim, config.feature_embedding_dim
     article_id = _Categorical("article_id", schema.article_id_kind, vocabs.article_ids, dim)
     shared = {c: _Categorical(c, "string", vocabs.categories[c], fdim) for c in schema.article_categorical}
 
     # candidate tower
-    c_in = {n: _input(n, kind, length) for n, (kind, length) in schema.candidate_inputs().items()}
-    c_parts = [article_id(c_in[ARTICLE_ID])]
-    c_parts += [shared[c](c_in[c]) for c in schema.article_categorical]
-    for c in schema.article_multi:
-        c_parts.append(_Categorical(c, "string", vocabs.categories[c], fdim).pooled(c_in[c]))
-    if schema.article_numeric:
-        c_parts.append(_numeric(c_in, schema.article_numeric, vocabs.numeric, "article_numeric"))
+    c_specs = schema.candidate_inputs()
+    c_enc: dict[str, keras.layers.Layer] = {ARTICLE_ID: article_id.lookup}
+    c_enc |= {c: shared[c].lookup for c in schema.article_categorical}
+    c_multi = {c: _Categorical(c, "string", vocabs.categories[c], fdim) for c in schema.article_multi}
+    c_enc |= {c: table.lookup for c, table in c_multi.items()}
+    c_pads: dict[str, str | int] = dict.fromkeys(schema.article_multi, PAD_STRING)
+    c_shapes: dict[str, tuple[int, ...]] = {}
+    words = None
     if schema.text:
         vectorize = keras.layers.TextVectorization(
             max_tokens=config.text_tokens, output_sequence_length=config.text_length, name="text_vectorize"
         )
         vectorize.adapt(tf.constant(vocabs.descriptions or [PAD_STRING], dtype=tf.string), batch_size=4096)
-        tokens = vectorize(c_in[schema.text])
+        c_enc[schema.text], c_shapes[schema.text] = vectorize, (config.text_length,)
         words = keras.layers.Embedding(vectorize.vocabulary_size(), config.text_embedding_dim, name="text_embedding")
-        c_parts.append(WeightedMean(name="text_mean")(words(tokens), PaddingMask(0, name="text_mask")(tokens)))
-    candidate = keras.Model(c_in, _head(c_parts, config, "candidate"), name="candidate_tower")
 
-    # query tower
-    q_in = {n: _input(n, kind, length) for n, (kind, length) in schema.query_inputs().items()}
+    def candidate_body(x: dict[str, Any]) -> Any:
+        parts = [article_id.embedding(x[ARTICLE_ID])]
+        parts += [shared[c].embedding(x[c]) for c in schema.article_categorical]
+        parts += [table.pooled(x[c]) for c, table in c_multi.items()]
+        if schema.article_numeric:
+            parts.append(_numeric(x, schema.article_numeric, vocabs.numeric, "article_numeric"))
+        if words is not None:
+            tokens = x[schema.text]  # 0 is the padding of TextVectorization
+            parts.append(WeightedMean(name="text_mean")(words(tokens), PaddingMask(0, name="text_mask")(tokens)))
+        return _head(parts, config, "candidate")
+
+    candidate = _assemble("candidate", c_specs, c_enc, c_pads, c_shapes, candidate_body)
+
+    # query tower; "customer_" keeps these layer names apart from the article tables the query tower shares
+    q_specs = schema.query_inputs()
     customer_id = _Categorical("customer_id", schema.customer_id_kind, vocabs.customer_ids, dim)
-    q_parts = [customer_id(q_in[CUSTOMER_ID])]
-    # "customer_" keeps these layer names apart from the article tables the query tower shares
-    q_parts += [
-        _Categorical(f"customer_{c}", "string", vocabs.categories[c], fdim)(q_in[c])
-        for c in schema.customer_categorical
-    ]
-    for c in schema.customer_multi:
-        q_parts.append(_Categorical(f"customer_{c}", "string", vocabs.categories[c], fdim).pooled(q_in[c]))
-    numeric = (*schema.customer_numeric, *schema.history_numeric)
-    if numeric:
-        q_parts.append(_numeric(q_in, numeric, vocabs.numeric, "customer_numeric"))
-    if schema.context:
-        q_parts += [keras.layers.Reshape((1,))(q_in[c]) for c in schema.context]
+    q_cat = {
+        c: _Categorical(f"customer_{c}", "string", vocabs.categories[c], fdim) for c in schema.customer_categorical
+    }
+    q_multi = {c: _Categorical(f"customer_{c}", "string", vocabs.categories[c], fdim) for c in schema.customer_multi}
+    q_aff = {
+        a: shared.get(a) or _Categorical(f"affinity_{a}", "string", vocabs.categories[a], fdim)
+        for a in schema.affinities
+    }
+    q_enc: dict[str, keras.layers.Layer] = {CUSTOMER_ID: customer_id.lookup}
+    q_enc |= {c: t.lookup for c, t in (q_cat | q_multi).items()}
+    q_enc |= {a + VALUES: t.lookup for a, t in q_aff.items()}
+    q_pads: dict[str, str | int] = dict.fromkeys([*schema.customer_multi, *(a + VALUES for a in q_aff)], PAD_STRING)
     if schema.history:
-        q_parts.append(article_id.pooled(q_in[LAST_ARTICLES]))
-    for a in schema.affinities:
-        table = shared.get(a) or _Categorical(f"affinity_{a}", "string", vocabs.categories[a], fdim)
-        q_parts.append(table.pooled(q_in[a + VALUES], q_in[a + SHARES]))
-    query = keras.Model(q_in, _head(q_parts, config, "query"), name="query_tower")
+        q_enc[LAST_ARTICLES], q_pads[LAST_ARTICLES] = (
+            article_id.lookup,
+            PAD_STRING if article_id.kind == "string" else PAD_INT,
+        )
+
+    def query_body(x: dict[str, Any]) -> Any:
+        parts = [customer_id.embedding(x[CUSTOMER_ID])] if config.use_customer_id else []
+        parts += [t.embedding(x[c]) for c, t in q_cat.items()]
+        parts += [t.pooled(x[c]) for c, t in q_multi.items()]
+        numeric = (*schema.customer_numeric, *schema.history_numeric)
+        if numeric:
+            parts.append(_numeric(x, numeric, vocabs.numeric, "customer_numeric"))
+        parts += [keras.layers.Reshape((1,))(x[c]) for c in schema.context]
+        if schema.age_reference is not None:
+            parts.append(AgeEncoder(list(AGE_SCALES_DAYS), name="example_age")(x[EXAMPLE_AGE]))
+        if schema.history:
+            parts.append(article_id.pooled(x[LAST_ARTICLES]))
+        parts += [t.pooled(x[a + VALUES], x[a + SHARES]) for a, t in q_aff.items()]
+        parts += [
+            LogShares(t.size, name=f"{a}_log_shares")(x[a + VALUES], x[a + SHARES])
+            for a, t in q_aff.items()
+            if config.dense_affinities and t.size <= MAX_DENSE_AFFINITY
+        ]
+        return _head(parts, config, "query")
+
+    query = _assemble("query", q_specs, q_enc, q_pads, {}, query_body)
     return query, candidate
+
+
+def encode_inputs(tower: Tower, columns: Mapping[str, Encoded]) -> dict[str, np.ndarray]:
+    """The core's inputs from :func:`~recsys.training.retrieval_data.encode`'s columns, without decoding rows.
+
+    A lookup runs once per *distinct* value (a string column's dictionary, an id column's unique ids) and its
+    indices are then gathered by code, so encoding 30M rows costs a few array operations, not 30M hashes; the
+    result equals what ``tower.model`` computes from the raw values (checked in the tests).
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, column in columns.items():
+        encoder = tower.encoders.get(name)
+        if encoder is None:
+            out[name] = column.decode().astype(np.float32)
+            continue
+        if column.dictionary is not None:
+            distinct = column.dictionary
+        else:  # ids: a hash of the distinct values (np.unique would sort 30M history ids)
+            distinct = pl.Series(column.codes.ravel()).unique().to_numpy()
+        indices = np.asarray(encoder(tf.constant(distinct.astype(str) if distinct.dtype == object else distinct)))
+        indices = indices.astype(np.int32)
+        if name in tower.pads:
+            indices = np.where(distinct == tower.pads[name], -1, indices)
+        if column.dictionary is not None:
+            out[name] = indices[column.codes]
+        else:
+            mapped = pl.Series(column.codes.ravel()).replace_strict(distinct, indices, return_dtype=pl.Int32)
+            out[name] = mapped.to_numpy().reshape(column.codes.shape)
+    return out
 
 
 # -- the retrieval model --------------------------------------------------------------------------------------
 
 
-class TwoTowerModel(tfrs.Model):
-    """Query tower + candidate tower + ``tfrs.tasks.Retrieval`` with in-batch negatives.
+class PackedRows:
+    """Named per-row arrays held as one matrix per storage type, so that a batch is a gather per type.
 
-    A training batch holds query inputs and ``article_index``, the purchased article's row in the catalogue;
-    the candidate inputs are gathered from the catalogue held by the model, so article features are stored
-    once, not once per purchase. ``sampling_probability[j]`` is the chance that catalogue article j is in a
-    batch (from its training frequency); when given, the logits get the logQ correction.
+    Indices that fit are stored as int16 and float lists (affinity shares, in [0, 1]) as float16; they are cast
+    back to int32 (indices) or float32 when gathered. That keeps an encoded training row at ~300 bytes.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
+        blocks: dict[str, list[np.ndarray]] = {}
+        self.layout: dict[str, tuple[str, int, int, tuple[int, ...], tf.DType]] = {}
+        for name, values in arrays.items():
+            if np.issubdtype(values.dtype, np.integer):
+                small = values.size == 0 or (values.min() >= -(2**15) and values.max() < 2**15)
+                store, dtype = ("int16" if small else "int32"), tf.int32
+            else:
+                store, dtype = ("float16" if values.ndim > 1 else "float32"), tf.float32
+            flat = values.reshape(len(values), -1).astype(store)
+            start = sum(b.shape[1] for b in blocks.get(store, []))
+            blocks.setdefault(store, []).append(flat)
+            self.layout[name] = (store, start, start + flat.shape[1], values.shape[1:], dtype)
+        self.n = len(next(iter(arrays.values())))
+        self.nbytes = sum(sum(part.nbytes for part in parts) for parts in blocks.values())
+        self.tensors = {store: tf.constant(np.concatenate(parts, axis=1)) for store, parts in blocks.items()}
+
+    def gather(self, rows: tf.Tensor) -> dict[str, tf.Tensor]:
+        matrices = {store: tf.gather(values, rows) for store, values in self.tensors.items()}
+        return {
+            name: tf.reshape(tf.cast(matrices[store][:, start:stop], dtype), [-1, *shape])
+            for name, (store, start, stop, shape, dtype) in self.layout.items()
+        }
+
+
+class TwoTowerModel(tfrs.Model):
+    """Query tower + candidate tower trained with a softmax over the batch's candidates (in-batch negatives).
+
+    A training batch holds the query core's inputs (encoded once, see :meth:`dataset`) and ``article_index``,
+    the bought article's row in the catalogue held by the model (encoded once too), so article features are
+    stored once, not once per purchase. The candidates of a batch are its *distinct* bought articles (plus
+    ``uniform_negatives`` catalogue rows drawn uniformly), each embedded once: the same article twice in a batch
+    is one candidate, so it is never its own negative (TFRS's accidental hits) and costs one tower pass. With
+    ``negatives`` = N the shared pool of negatives is the distinct articles of the batch's first N rows (a random
+    sample: the batch is shuffled) and the uniform draws; each query still sees its own article.
+
+    Uniform negatives matter: in-batch negatives are drawn by popularity, so articles rarely bought are almost
+    never shown as negatives and, after the logQ correction, float up; a few uniform draws per batch keep the
+    long tail honest (Yang et al. 2020, mixed negative sampling).
+
+    The logit of candidate j for query i is ``q_i·c_j / temperature − log P(j is a candidate of a batch)``
+    (logQ correction, when ``sampling_probability`` is given): the sampled softmax then estimates the full
+    softmax over the catalogue instead of learning that popular articles are frequent negatives. The loss is the
+    mean cross-entropy of each query's own article.
     """
 
     def __init__(
         self,
-        query_model: keras.Model,
-        candidate_model: keras.Model,
+        query: Tower,
+        candidate: Tower,
         catalogue: Mapping[str, np.ndarray],
         *,
         temperature: float,
         sampling_probability: np.ndarray | None = None,
-        remove_accidental_hits: bool = True,
+        uniform_negatives: int = 0,
+        negatives: int = 0,
         schema: TowerFeatures | None = None,
         config: TwoTowerConfig | None = None,
     ) -> None:
         super().__init__()
-        self.query_model = query_model
-        self.candidate_model = candidate_model
+        self.query_model, self.candidate_model = query.model, candidate.model
+        self.query_core, self.candidate_core = query.core, candidate.core
+        self.towers = {"query": query, "candidate": candidate}
         self.schema, self.config = schema, config
-        self._query_names = list(query_model.input_names)
-        self._catalogue = {name: tf.constant(values) for name, values in catalogue.items()}
-        self._probability = None if sampling_probability is None else tf.constant(sampling_probability, tf.float32)
-        self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=remove_accidental_hits)
+        self.temperature, self.uniform_negatives, self.negatives = temperature, uniform_negatives, negatives
+        self._query_names = list(query.core.input_names)
+        self._catalogue = PackedRows(catalogue)
+        self._log_q = None
+        if sampling_probability is not None:
+            self._log_q = tf.constant(np.log(np.clip(sampling_probability, 1e-6, 1.0)), tf.float32)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        rows = features[ARTICLE_INDEX]
-        queries = self.query_model({name: features[name] for name in self._query_names})
-        candidates = self.candidate_model({name: tf.gather(v, rows) for name, v in self._catalogue.items()})
-        probability = None if self._probability is None else tf.gather(self._probability, rows)
-        return self.task(
-            queries,
-            candidates,
-            candidate_sampling_probability=probability,
-            candidate_ids=rows,
-            compute_metrics=False,  # top-K over the whole catalogue is computed per epoch, see fit()
+        rows = tf.cast(features[ARTICLE_INDEX], tf.int32)
+        queries = self.query_core({name: features[name] for name in self._query_names}, training=training)
+        # the pool of negatives first (a batch is in random order, so its first rows are a random sample),
+        # then every query's own article; each distinct article is embedded once
+        pool = [rows if not self.negatives else rows[: self.negatives]]
+        if self.uniform_negatives:
+            pool.append(tf.random.uniform([self.uniform_negatives], 0, self._catalogue.n, dtype=tf.int32))
+        pool_rows = tf.concat(pool, axis=0)
+        distinct, column = tf.unique(tf.concat([pool_rows, rows], axis=0))
+        vectors = self.candidate_core(self._catalogue.gather(distinct), training=training)
+        log_q = None if self._log_q is None else tf.gather(self._log_q, distinct)
+        labels = column[tf.shape(pool_rows)[0] :]
+        n_pool = None if not self.negatives else tf.reduce_max(column[: tf.shape(pool_rows)[0]]) + 1
+        losses = sampled_softmax_loss(queries, vectors, labels, self.temperature, log_q, n_pool)
+        return tf.reduce_mean(losses)
+
+    def dataset(
+        self,
+        frame: pl.DataFrame,
+        articles: pl.DataFrame,
+        *,
+        batch_size: int,
+        seed: int,
+        shuffle: bool = True,
+    ) -> tf.data.Dataset:
+        """Training batches of ``frame`` (retrieval rows; ``articles`` is the catalogue the model holds).
+
+        The query inputs are encoded once here; a batch is then one gather per storage type. Shuffled afresh
+        every epoch, deterministically from ``seed``, over all rows (a batch mixes every period). Rows whose
+        article is not in the catalogue are dropped.
+        """
+        assert self.schema is not None
+        index = catalogue_rows(frame, articles)
+        keep = index >= 0
+        if not keep.all():
+            frame, index = frame.filter(pl.Series(keep)), index[keep]
+        columns = encode(frame, self.schema.query_inputs(), age_reference=self.schema.age_reference)
+        arrays = encode_inputs(self.towers["query"], columns)
+        arrays[ARTICLE_INDEX] = index.astype(np.int32)
+        packed = PackedRows(arrays)
+        gather = tf.autograph.experimental.do_not_convert(packed.gather)
+        ds = batches(packed.n, batch_size, seed, shuffle)
+        return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+
+
+def batches(n: int, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
+    """Row numbers [0, n) in batches; with ``shuffle`` a fresh permutation every epoch, reproducible from ``seed``.
+
+    One permutation per pass, sliced into batches: tf.data's element-wise ``shuffle`` costs ~1 µs per row,
+    2 ms of a 2048-row step. (Plain graph functions: AutoGraph has nothing to convert here.)
+    """
+    starts = tf.data.Dataset.from_tensor_slices(tf.range(0, n, batch_size, dtype=tf.int64))
+
+    @tf.autograph.experimental.do_not_convert
+    def in_order(start: tf.Tensor) -> tf.Tensor:
+        return tf.range(start, tf.minimum(start + batch_size, n))
+
+    if not shuffle:
+        return starts.map(in_order)
+
+    @tf.autograph.experimental.do_not_convert
+    def epoch(draw: tf.Tensor) -> tf.data.Dataset:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([draw, tf.constant(0, tf.int64)])
         )
+        return starts.map(tf.autograph.experimental.do_not_convert(lambda start: order[start : start + batch_size]))
+
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return draws.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
 
 
-def batch_probability(counts: np.ndarray, batch_size: int) -> np.ndarray:
-    """P(an article is among a batch's positives) = 1 − (1 − p)^B, with p its share of training purchases."""
+def batch_probability(counts: np.ndarray, batch_size: int, uniform_negatives: int = 0) -> np.ndarray:
+    """P(an article is a candidate of a batch): 1 − (1 − p)^B · (1 − 1/N)^R.
+
+    ``p`` is its share of training purchases (``counts``), B the batch size, N the catalogue size and R the
+    uniformly drawn negatives per batch; a candidate counts once however often it was bought in the batch.
+    """
     p = counts / max(counts.sum(), 1)
-    return -np.expm1(batch_size * np.log1p(-np.minimum(p, 1 - 1e-12)))
+    log_absent = batch_size * np.log1p(-np.minimum(p, 1 - 1e-12))
+    if uniform_negatives:
+        log_absent += uniform_negatives * np.log1p(-1.0 / len(counts))
+    return -np.expm1(log_absent)
 
 
 def build_model(
@@ -382,6 +582,8 @@ def build_model(
         history_length=config.history_length,
         max_list_length=config.max_list_length,
         use_history_features=config.use_history_features,
+        # the end of training: the day after its last purchase
+        age_reference=cutoff(train.get_column(T_DAT).max()) + timedelta(days=1) if config.example_age else None,
     )
     vocabs = fit_vocabularies(schema, train, articles, config)
     query, candidate = build_towers(schema, vocabs, config)
@@ -389,18 +591,24 @@ def build_model(
     if config.popularity_correction:
         rows = catalogue_rows(train, articles)
         counts = np.bincount(rows[rows >= 0], minlength=articles.height).astype(np.float64)
-        probability = batch_probability(counts, config.batch_size)
+        pool = min(config.negatives or config.batch_size, config.batch_size)
+        probability = batch_probability(counts, pool, config.uniform_negatives)
     model = TwoTowerModel(
         query,
         candidate,
-        candidate_inputs(articles, schema),
+        encode_inputs(candidate, encode(articles, schema.candidate_inputs())),
         temperature=config.temperature,
         sampling_probability=probability,
-        remove_accidental_hits=config.remove_accidental_hits,
+        uniform_negatives=config.uniform_negatives,
+        negatives=config.negatives,
         schema=schema,
         config=config,
     )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate))
+    learning_rate: Any = config.learning_rate
+    if config.cosine_decay:  # to a twentieth of the rate by the last epoch (early stopping may end sooner)
+        steps = config.epochs * -(-train.height // config.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
+    model.compile(optimizer=LazyAdam(learning_rate=learning_rate), steps_per_execution=config.steps_per_execution)
     return model
 
 
@@ -581,7 +789,7 @@ def fit(
         )
         return retrieval_eval.recall(recs, truth, (config.eval_k,))[f"recall@{config.eval_k}"]
 
-    data = training_dataset(train_df, schema, articles_df, batch_size=config.batch_size, seed=config.seed)
+    data = model.dataset(train_df, articles_df, batch_size=config.batch_size, seed=config.seed)
     callback = _Validation(evaluate, train_df.height, config.patience, log, config.eval_k)
     model.fit(data, epochs=config.epochs, callbacks=[callback], verbose=0)
     if callback.best_weights is not None:

@@ -12,6 +12,7 @@ import towerdata
 from recsys.data.dataset import FeatureSpec
 from recsys.training.retrieval_data import (
     ARTICLE_INDEX,
+    EXAMPLE_AGE,
     PAD_INT,
     TowerFeatures,
     candidate_inputs,
@@ -78,6 +79,16 @@ def test_request_time_sets_month_and_recency(schema: TowerFeatures) -> None:
     inputs = query_inputs(towerdata.rows().tail(1), schema, at=datetime(2020, 4, 2, 15))
     assert inputs["month_sin"][0] == pytest.approx(1.0) and inputs["month_cos"][0] == pytest.approx(0.0, abs=1e-7)
     assert inputs["days_since_last_purchase"][0] == (datetime(2020, 4, 2) - datetime(2020, 1, 3)).days
+
+
+def test_example_age_counts_days_before_the_end_of_training() -> None:
+    rows = towerdata.rows()
+    schema = tower_features(towerdata.FEATURES, rows, towerdata.articles(), age_reference=datetime(2020, 1, 11))
+    assert schema.age_reference == "2020-01-11" and schema.query_inputs()[EXAMPLE_AGE] == ("float", None)
+    assert query_inputs(rows, schema)[EXAMPLE_AGE].tolist() == [10.0, 8.0, 8.0, 8.0, 1.0]
+    # serving (any request after the end of training) asks about "now"
+    assert query_inputs(rows.head(2), schema, at=datetime(2020, 3, 1, 9))[EXAMPLE_AGE].tolist() == [0.0, 0.0]
+    assert TowerFeatures.from_json(schema.to_json()) == schema
 
 
 def test_queries_as_of_use_only_earlier_days(schema: TowerFeatures) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import polars as pl
 import pytest
 import towerdata
 
-from recsys.training.retrieval_data import ARTICLE_INDEX, PAD_INT, candidate_inputs, query_inputs, training_dataset
+from recsys.training.retrieval_data import ARTICLE_INDEX, PAD_INT, candidate_inputs, query_inputs
 from recsys.training.two_tower import (
     PaddingMask,
     TwoTowerConfig,
@@ -23,7 +24,13 @@ from recsys.training.two_tower import (
 )
 
 CONFIG = TwoTowerConfig(
-    embedding_dim=8, feature_embedding_dim=4, text_embedding_dim=4, hidden_units=(16,), batch_size=4, history_length=4
+    embedding_dim=8,
+    feature_embedding_dim=4,
+    text_embedding_dim=4,
+    hidden_units=(16,),
+    batch_size=4,
+    history_length=4,
+    uniform_negatives=0,  # the loss tests below work the batch's candidates out by hand
 )
 
 
@@ -104,32 +111,84 @@ def test_history_is_a_masked_mean_of_the_shared_article_embedding(model: TwoTowe
 
 
 def _batch(model: TwoTowerModel) -> dict:
-    assert model.schema is not None
-    ds = training_dataset(towerdata.rows(), model.schema, towerdata.articles(), batch_size=5, seed=0, shuffle=False)
+    ds = model.dataset(towerdata.rows(), towerdata.articles(), batch_size=5, seed=0, shuffle=False)
     return next(iter(ds))
 
 
-def test_loss_is_softmax_over_in_batch_candidates_with_logq_correction(model: TwoTowerModel) -> None:
+def test_training_encoding_matches_the_raw_towers(model: TwoTowerModel) -> None:
+    """Training runs the cores on inputs encoded once; the saved towers encode raw values: the same vectors."""
+    assert model.schema is not None
+    batch = _batch(model)
+    encoded = model.query_core({k: batch[k] for k in model.query_core.input_names}).numpy()
+    raw = tower_function(model.query_model)(query_inputs(towerdata.rows(), model.schema))
+    np.testing.assert_allclose(encoded, raw, atol=2e-3)  # training keeps shares as float16 (3 digits)
+    assert batch["last_article_ids"].numpy()[0].tolist() == [-1] * 4  # no history: all padding
+    catalogue = model._catalogue.gather(np.arange(4))
+    c_raw = tower_function(model.candidate_model)(candidate_inputs(towerdata.articles(), model.schema))
+    np.testing.assert_allclose(model.candidate_core(catalogue).numpy(), c_raw, atol=1e-6)
+
+
+def test_loss_is_softmax_over_distinct_in_batch_candidates_with_logq_correction(model: TwoTowerModel) -> None:
     assert model.schema is not None
     batch = _batch(model)
     rows = batch[ARTICLE_INDEX].numpy()
     assert rows.tolist() == [0, 1, 2, 1, 0]  # articles 1, 2, 3, 2, 1 (unshuffled)
     q = tower_function(model.query_model)(query_inputs(towerdata.rows(), model.schema))
-    c = tower_function(model.candidate_model)(candidate_inputs(towerdata.articles(), model.schema))[rows]
-    p = batch_probability(np.array([2.0, 2.0, 1.0, 0.0]), CONFIG.batch_size)[rows]  # training purchases per article
-    logits = q @ c.T / CONFIG.temperature - np.log(np.clip(p, 1e-6, 1.0))[None, :]
-    # accidental hits: rows 0/4 and 1/3 hold the same article, which is not its own negative
-    logits[(rows[:, None] == rows[None, :]) & ~np.eye(5, dtype=bool)] = -np.inf
+    # the candidates are the distinct articles 1, 2, 3, each once: an article bought twice is not its own negative
+    c = tower_function(model.candidate_model)(candidate_inputs(towerdata.articles(), model.schema))[:3]
+    p = batch_probability(np.array([2.0, 2.0, 1.0, 0.0]), CONFIG.batch_size)[:3]  # training purchases per article
+    np.testing.assert_allclose(p, 1 - (1 - np.array([0.4, 0.4, 0.2])) ** 4)  # P(among a batch of 4)
+    logits = q @ c.T / CONFIG.temperature - np.log(p)[None, :]
     top = logits.max(axis=1, keepdims=True)
     log_softmax = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-    expected = -np.diag(log_softmax).sum()  # TFRS sums the cross-entropy over the batch
+    expected = -log_softmax[np.arange(5), rows].mean()
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_smaller_pool_of_negatives_is_shared_by_every_query() -> None:
+    config = replace(CONFIG, negatives=2)
+    pooled = build_model(config, towerdata.FEATURES, towerdata.rows(), towerdata.articles())
+    assert pooled.schema is not None
+    batch = next(iter(pooled.dataset(towerdata.rows(), towerdata.articles(), batch_size=5, seed=0, shuffle=False)))
+    rows = batch[ARTICLE_INDEX].numpy()  # [0, 1, 2, 1, 0]: the pool is the first 2 rows' articles, 0 and 1
+    q = tower_function(pooled.query_model)(query_inputs(towerdata.rows(), pooled.schema))
+    c = tower_function(pooled.candidate_model)(candidate_inputs(towerdata.articles(), pooled.schema))
+    log_q = np.log(batch_probability(np.array([2.0, 2.0, 1.0]), 2))  # P(in a pool of 2 draws), articles 1-3
+    logits = q @ c[:3].T / config.temperature - log_q[None, :]
+    expected = []
+    for i, own in enumerate(rows):
+        row = [logits[i, own]] + [logits[i, j] for j in (0, 1) if j != own]  # its own article, then the pool
+        expected.append(np.log(np.exp(row).sum()) - row[0])
+    assert float(pooled.compute_loss(batch)) == pytest.approx(np.mean(expected), rel=1e-4)
+
+
+def test_uniform_negatives_bring_articles_nobody_bought_into_the_softmax() -> None:
+    config = replace(CONFIG, uniform_negatives=64)  # 64 uniform draws over 4 articles: all 4 are drawn (1 - 4e-8)
+    mixed = build_model(config, towerdata.FEATURES, towerdata.rows(), towerdata.articles())
+    assert mixed.schema is not None
+    batch = next(iter(mixed.dataset(towerdata.rows(), towerdata.articles(), batch_size=5, seed=0, shuffle=False)))
+    rows = batch[ARTICLE_INDEX].numpy()
+    q = tower_function(mixed.query_model)(query_inputs(towerdata.rows(), mixed.schema))
+    c = tower_function(mixed.candidate_model)(candidate_inputs(towerdata.articles(), mixed.schema))
+    p = batch_probability(np.array([2.0, 2.0, 1.0, 0.0]), config.batch_size, uniform_negatives=64)
+    logits = q @ c.T / config.temperature - np.log(p)[None, :]  # article 4, never bought, is a negative too
+    top = logits.max(axis=1, keepdims=True)
+    log_softmax = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    expected = -log_softmax[np.arange(5), rows].mean()
+    assert float(mixed.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_uniform_negatives_enter_the_candidate_probability() -> None:
+    counts = np.array([3.0, 1.0, 0.0, 0.0])
+    p = batch_probability(counts, 2, uniform_negatives=2)
+    # absent from 2 draws by purchase share and from 2 uniform draws over 4 articles
+    np.testing.assert_allclose(p, 1 - (1 - np.array([0.75, 0.25, 0, 0])) ** 2 * 0.75**2)
 
 
 def test_fit_one_step_save_reload_identical_outputs(model: TwoTowerModel, tmp_path: Path) -> None:
     assert model.schema is not None
     before = [w.copy() for w in model.query_model.get_weights()]
-    model.fit(training_dataset(towerdata.rows(), model.schema, towerdata.articles(), batch_size=5, seed=0), verbose=0)
+    model.fit(model.dataset(towerdata.rows(), towerdata.articles(), batch_size=5, seed=0), verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.query_model.get_weights(), strict=True))
     q_in = query_inputs(towerdata.rows(), model.schema)
     c_in = candidate_inputs(towerdata.articles(), model.schema)
