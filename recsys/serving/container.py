@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from recsys.serving.process import ROLES, ServerSpec, serve
+from recsys.serving.process import ROLES, ServerSpec, run
 
 DEFAULT_PORT = 8080  # KServe's container port for REST
 RANKING_URL_ENV = "RECSYS_SERVING_RANKING_URL"
@@ -59,15 +59,7 @@ def spec_from_args(argv: list[str]) -> ServerSpec:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recsys.errors import RecsysError
-
-    spec = spec_from_args(sys.argv[1:] if argv is None else argv)
-    try:
-        serve(spec)
-    except RecsysError as exc:
-        print(f"error: {spec.role}: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return run(spec_from_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -182,20 +182,24 @@ def serve(spec: ServerSpec) -> None:
     server.start([model])
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(spec: ServerSpec) -> int:
+    """Serve until stopped; a load failure is one line on stderr and exit code 2 (the parent reports it)."""
     from recsys.errors import RecsysError
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m recsys.serving.process '<server spec as JSON>'", file=sys.stderr)
-        return 2
-    spec = ServerSpec.from_json(args[0])
     try:
         serve(spec)
     except RecsysError as exc:
         print(f"error: {spec.role}: {exc}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m recsys.serving.process '<server spec as JSON>'", file=sys.stderr)
+        return 2
+    return run(ServerSpec.from_json(args[0]))
 
 
 if __name__ == "__main__":
