@@ -59,6 +59,7 @@ def metric_table(title: str, table: Any) -> Any:
 
 
 SPLIT_OPTION = typer.Option("time", help=SPLIT_HELP)
+EPOCHS_OPTION = typer.Option(None, min=1, help="Maximum two-tower epochs (early stopping may end sooner; default 6).")
 HOLDOUT_OPTION = typer.Option(0.1, help="per-customer split: each customer's share of rows for test (and val).")
 
 
@@ -129,7 +130,7 @@ def _ranking(
 @app.command()
 def retrieval(
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
-    epochs: int | None = typer.Option(None, min=1, help="Maximum epochs (early stopping may end sooner; default 6)."),
+    epochs: int | None = EPOCHS_OPTION,
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     split: str = SPLIT_OPTION,
     holdout: float = HOLDOUT_OPTION,
@@ -173,7 +174,7 @@ def ranking(
 @app.command("all")
 def all_steps(
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
-    epochs: int | None = typer.Option(None, min=1, help="Maximum two-tower epochs (default 10)."),
+    epochs: int | None = EPOCHS_OPTION,
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     candidates: int = CANDIDATES_OPTION,
     weeks: int = WEEKS_OPTION,
