@@ -88,7 +88,10 @@ class Settings(BaseSettings):
     serving_type_column: str = Field("product_type_name", description="Column the per-type cap counts.")
     serving_max_per_type: int = Field(0, ge=0, description="Most articles of one type in an answer (0: no cap).")
     serving_popularity_refresh_s: float = Field(
-        300.0, ge=0, description="How long the cold-start popularity list is cached (seconds)."
+        300.0,
+        ge=0,
+        description="How old the ranking server's in-memory catalogue (article features, popularity list) may get "
+        "before it is re-read in the background (seconds).",
     )
 
     # -- demo UI (recsys.ui): the Streamlit shop started by `make ui` ----------------------------------------------

@@ -14,8 +14,8 @@ one request at a time. Per batch of customers, with no Python work per customer:
 5. :func:`recsys.serving.order.order` for every customer at once (model tier first, one article per
    ``product_code``, ``top_k``).
 
-The answers are the chain's answers for the same run and request time (a test compares them). The catalogue's
-showable rows are read once for the whole job rather than per request: the same rows, one read.
+The answers are the chain's answers for the same run and request time (a test compares them). The showable
+articles and the popular tier are the ranking transformer's in-memory catalogue (:mod:`recsys.serving.catalogue`).
 
 The group holds one row per customer and computation time (primary key ``customer_id``, event time
 ``computed_at``): a rerun at the same ``computed_at`` upserts those rows, a later one adds a snapshot offline and
@@ -38,7 +38,7 @@ from recsys.features.common import cutoff
 from recsys.features.customer_history import LAST_ARTICLES
 from recsys.pipeline.groups import CUSTOMERS, GroupDef
 from recsys.serving.chain import InProcessChain
-from recsys.serving.filters import LAST_PURCHASE, showable
+from recsys.serving.filters import LAST_PURCHASE
 from recsys.serving.options import ServingOptions
 from recsys.serving.order import POSITION, SCORE, order
 from recsys.serving.requests import utc_now
@@ -90,23 +90,12 @@ class BatchScorer:
         # what order() reads besides scores (display fields are not stored, so they are not carried)
         wanted = [self.options.group_column, self.options.type_column if self.options.max_per_type else ""]
         self.carried = [c for c in dict.fromkeys(wanted) if c and c in ranking.carried]
-        self.articles = self._catalogue()
+        catalogue = ranking.catalogue.get()
+        self.articles = catalogue.rows
         self.shown = self.articles.select(ARTICLE_ID, *self.carried)
-        self.popular = ranking.popularity.tier().select(
-            ARTICLE_ID, RETRIEVAL_SCORE, RETRIEVAL_RANK, TIER, *self.carried
-        )
+        self.popular = catalogue.popular.select(ARTICLE_ID, RETRIEVAL_SCORE, RETRIEVAL_RANK, TIER, *self.carried)
         attributes = [c for c in chain.query_transformer.attributes if c != CUSTOMER_ID]
         self.signal = pl.any_horizontal(pl.col(attributes).is_not_null()) if attributes else pl.lit(False)
-
-    def _catalogue(self) -> pl.DataFrame:
-        """Every indexed article's ``ranking`` row that may be shown: what the ranking transformer reads per
-        request (online view, article price, :func:`showable`), read once."""
-        ranking = self.chain.ranking_transformer
-        ids = ranking.index.select([ARTICLE_ID]).read().get_column(ARTICLE_ID).unique().sort()
-        rows = ranking.articles.get_feature_vectors(ids.to_frame(), allow_missing=True)
-        if ranking.prices is not None:
-            rows = rows.join(ranking.prices, on=ARTICLE_ID, how="left", maintain_order="left")
-        return showable(rows, self.options)
 
     def _timed(self, stage: str, started: float) -> float:
         now = time.perf_counter()

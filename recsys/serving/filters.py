@@ -25,7 +25,7 @@ from recsys.data.dataset import ARTICLE_ID
 from recsys.features.common import cutoff
 from recsys.features.customer_history import LAST_ARTICLES
 from recsys.serving.options import ServingOptions
-from recsys.serving.retrieve import QUERY
+from recsys.serving.retrieve import QUERY, positions
 
 LAST_PURCHASE = "last_purchase"
 
@@ -50,13 +50,25 @@ def recently_bought(
     return out
 
 
-def exclusion_frame(exclude: Sequence[Sequence[Any]], id_dtype: pl.DataType) -> pl.DataFrame:
-    """The exclusion lists as rows ``query``, ``article_id`` (for anti-joins)."""
-    counts = np.array([len(ids) for ids in exclude], dtype=np.int64)
-    flat = [i for ids in exclude for i in ids]
-    return pl.DataFrame(
-        {QUERY: np.repeat(np.arange(len(exclude), dtype=np.int64), counts), ARTICLE_ID: pl.Series(flat, dtype=id_dtype)}
-    )
+def drop_excluded(candidates: pl.DataFrame, exclude: Sequence[Sequence[Any]], keep_per_query: int = 0) -> pl.DataFrame:
+    """``candidates`` (``query``, ``article_id``, ...) without the articles of ``exclude[query]``, and, when
+    ``keep_per_query`` > 0, only the first ``keep_per_query`` remaining rows of each query (rows grouped by query).
+
+    A mask per query with numpy: a request's few hundred rows cost microseconds here, an anti-join a fraction of a
+    millisecond.
+    """
+    query = candidates.get_column(QUERY).to_numpy()
+    keep = np.ones(len(query), dtype=bool)
+    if any(exclude):
+        ids = candidates.get_column(ARTICLE_ID).to_numpy()
+        for q, banned in enumerate(exclude):
+            if banned:
+                rows = query == q
+                keep[rows] &= ~np.isin(ids[rows], np.asarray(banned, dtype=ids.dtype))
+    if keep_per_query > 0:
+        kept = np.flatnonzero(keep)
+        keep[kept[positions(query[kept]) >= keep_per_query]] = False
+    return candidates if keep.all() else candidates.filter(keep)
 
 
 def showable(articles: pl.DataFrame, options: ServingOptions) -> pl.DataFrame:

@@ -20,35 +20,32 @@ SCORE, POSITION = "score", "position"
 _GROUP = "_group"
 
 
-def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> pl.DataFrame:
+def order(scored: pl.DataFrame | pl.LazyFrame, top_k: np.ndarray, options: ServingOptions) -> pl.DataFrame:
     """``scored`` (query, article_id, score, tier, retrieval_rank + article columns) cut to each query's answer.
 
     ``top_k[q]`` is the answer length of query ``q``. Returns the kept rows with ``position`` (0 = first), sorted
-    by query and position.
+    by query and position. One lazy plan, one ``collect``: a request is a few hundred rows, where every eager
+    call's fixed cost would add up to more than the work.
     """
-    ranked = scored.sort(
+    ranked = scored.lazy().sort(
         [QUERY, TIER, SCORE, RETRIEVAL_RANK, ARTICLE_ID], descending=[False, False, True, False, False]
     )
-    ranked = ranked.unique(subset=[QUERY, ARTICLE_ID], keep="first", maintain_order=True)
+    names = ranked.collect_schema().names()
     group = options.group_column
-    if group and group in ranked.columns:
-        # an article without a group value is its own group
+    if group and group in names:
+        # an article without a group value is its own group; a repeated article has its first row's group, so
+        # the first row of each group is also the article's first row
         value = pl.coalesce(pl.col(group).cast(pl.String), pl.lit("\x00") + pl.col(ARTICLE_ID).cast(pl.String))
-        ranked = ranked.with_columns(value.alias(_GROUP))
-        ranked = ranked.unique(subset=[QUERY, _GROUP], keep="first", maintain_order=True).drop(_GROUP)
+        ranked = ranked.filter(pl.struct(pl.col(QUERY), value.alias(_GROUP)).is_first_distinct())
+    else:
+        ranked = ranked.filter(pl.struct(QUERY, ARTICLE_ID).is_first_distinct())
     kind = options.type_column
-    if options.max_per_type > 0 and kind and kind in ranked.columns:
+    if options.max_per_type > 0 and kind and kind in names:
         ranked = ranked.filter(pl.int_range(pl.len()).over([QUERY, kind]) < options.max_per_type)
-    position = positions(ranked.get_column(QUERY).to_numpy())
-    keep = position < np.asarray(top_k)[ranked.get_column(QUERY).to_numpy()] if ranked.height else position > 0
-    return ranked.with_columns(pl.Series(POSITION, position.astype(np.int32))).filter(pl.Series(keep))
-
-
-def positions(queries: np.ndarray) -> np.ndarray:
-    """The position of each row within its run of equal ``queries`` (sorted): 0, 1, 2, ... per query."""
-    n = len(queries)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, queries[1:] != queries[:-1]])
-    lengths = np.diff(np.r_[starts, n])
-    return np.arange(n) - np.repeat(starts, lengths)
+    limits = pl.Series(np.asarray(top_k, dtype=np.int64))
+    position = pl.int_range(pl.len(), dtype=pl.Int32).over(QUERY)
+    return (
+        ranked.with_columns(position.alias(POSITION))
+        .filter(pl.col(POSITION) < pl.lit(limits).gather(pl.col(QUERY)))
+        .collect(engine="in-memory")
+    )

@@ -7,8 +7,9 @@ request time. Preprocess, for every instance of the request at once:
 1. *retrieve* — the articles not to show again (:func:`~recsys.serving.filters.recently_bought`), the
    ``retrieve_k`` nearest articles of the embedding in the run's vector index (over-fetched by the number of
    excluded articles, which are then removed), and recent popularity as a lower tier;
-2. *filter* — one batched online read of the retrieved articles (the ``ranking`` view: attributes and
-   popularity), dropping unknown and inactive ones (the popular tier's rows are cached with it);
+2. *filter* — the retrieved articles' rows of the ``ranking`` view (attributes and popularity), looked up in the
+   in-memory catalogue (:mod:`~recsys.serving.catalogue`, re-read from the online store in the background),
+   which holds only the articles that may be shown: unknown and inactive ones drop out;
 3. *features* — the ranker's rows, built by the function training used
    (:func:`~recsys.training.ranking_features.candidate_features`), sent to the ranking predictor as columns.
 
@@ -30,10 +31,11 @@ from kserve import Model
 from kserve.errors import InferenceError
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
-from recsys.pipeline.groups import ARTICLE_POPULARITY, TRANSACTIONS
+from recsys.pipeline.groups import ARTICLES, TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW
+from recsys.serving.catalogue import UNITS_7D, UNITS_30D, CatalogueSnapshot, Refreshing
 from recsys.serving.customers import online_schema, rows_from_wire
-from recsys.serving.filters import exclusion_frame, recently_bought, showable
+from recsys.serving.filters import drop_excluded, recently_bought, showable
 from recsys.serving.model_set import (
     RANKING_SERVICE,
     check_ranker_inputs,
@@ -45,7 +47,7 @@ from recsys.serving.model_set import (
 from recsys.serving.options import ServingOptions
 from recsys.serving.order import SCORE, order
 from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
-from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, Popularity, for_queries, retrieve
+from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, for_queries, retrieve
 from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, rounded, timed
 from recsys.store.base import Project
 from recsys.training.ranking_features import (
@@ -91,7 +93,6 @@ class RankingTransformer(Model):
         self._predictor = predictor
 
     def load(self) -> bool:
-        fs = self.project.feature_store
         self.schema = ranker_schema(self.run)
         self.customers = view(self.project, CUSTOMERS_VIEW)
         tower = query_schema(self.run)
@@ -106,11 +107,8 @@ class RankingTransformer(Model):
         # what the order stage reads besides the scores: the display fields and the product and type columns
         wanted = (*self.display, self.options.group_column, self.options.type_column)
         self.carried = [c for c in dict.fromkeys(wanted) if c and c in have]
-        extra = self.options.bought_last_n if self.options.filter_bought else 0
-        self.popularity = Popularity(
-            ARTICLE_POPULARITY.get(fs), self.options.retrieve_k + extra, self.options.popularity_refresh_s, self._shown
-        )
-        self.popularity.tier()
+        self.catalogue = Refreshing(self._read_catalogue, self.options.popularity_refresh_s)
+        self.catalogue.get()
         self._warm_up()
         self.ready = True
         return self.ready
@@ -123,18 +121,21 @@ class RankingTransformer(Model):
         tx = TRANSACTIONS.get(self.project.feature_store).select([ARTICLE_ID, T_DAT, PRICE, QUANTITY]).read()
         return article_prices_as_of(tx, utc_now())
 
-    def _read_articles(self, ids: pl.Series) -> pl.DataFrame:
-        """The ``ranking`` view's online rows of ``ids`` (one batched read) that may be shown."""
+    def _read_catalogue(self) -> CatalogueSnapshot:
+        """Every article's ``ranking`` row (one batched online read) that may be shown, with the columns the
+        stages read: the ranker's article inputs, the carried columns and the popularity counts."""
+        ids = ARTICLES.get(self.project.feature_store).read(online=True).get_column(ARTICLE_ID)
         if ids.len():
-            articles = self.articles.get_feature_vectors(ids.to_frame(ARTICLE_ID), allow_missing=True)
+            rows = self.articles.get_feature_vectors(ids.to_frame(), allow_missing=True)
         else:  # the store refuses an empty batch
-            articles = self.article_schema.to_frame()
+            rows = self.article_schema.to_frame()
         if self.prices is not None:
-            articles = articles.join(self.prices, on=ARTICLE_ID, how="left", maintain_order="left")
-        return showable(articles, self.options)
-
-    def _shown(self, ids: pl.Series) -> pl.DataFrame:
-        return self._read_articles(ids).select(ARTICLE_ID, *self.carried)
+            rows = rows.join(self.prices, on=ARTICLE_ID, how="left", maintain_order="left")
+        rows = showable(rows, self.options)
+        wanted = (*self.schema.article_columns(), *self.carried, UNITS_7D, UNITS_30D)
+        rows = rows.select(ARTICLE_ID, *(c for c in dict.fromkeys(wanted) if c in rows.columns))
+        extra = self.options.bought_last_n if self.options.filter_bought else 0
+        return CatalogueSnapshot.of(rows, self.options.retrieve_k + extra, self.carried)
 
     def _warm_up(self) -> None:
         """Load the vector index now rather than on the first request."""
@@ -156,14 +157,12 @@ class RankingTransformer(Model):
             # over-fetch by the longest exclusion list, so that k remain after the filter
             k = self.options.retrieve_k + max(len(e) for e in exclude)
             model = retrieve(self.index, matrix, queries, k)
-            popular = for_queries(self.popularity.tier(), n)
-            if any(exclude):
-                banned = exclusion_frame(exclude, model.schema[ARTICLE_ID])
-                model = model.join(banned, on=[QUERY, ARTICLE_ID], how="anti", maintain_order="left")
-                model = model.filter(pl.int_range(pl.len()).over(QUERY) < self.options.retrieve_k)
-                popular = popular.join(banned, on=[QUERY, ARTICLE_ID], how="anti", maintain_order="left")
+            catalogue = self.catalogue.get()
+            popular = for_queries(catalogue.popular, n)
+            model = drop_excluded(model, exclude, keep_per_query=self.options.retrieve_k)
+            popular = drop_excluded(popular, exclude)
         with timed(timings, "filter"):
-            articles = self._read_articles(model.get_column(ARTICLE_ID).unique())
+            articles = catalogue.lookup(model.get_column(ARTICLE_ID))
             model = model.join(articles.select(ARTICLE_ID, *self.carried), on=ARTICLE_ID, how="inner")
             candidates = pl.concat([model, popular.select(model.columns)])
         with timed(timings, "features"):

@@ -9,10 +9,6 @@ an answer is never short while the catalogue has articles to show.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-
 import numpy as np
 import polars as pl
 
@@ -30,13 +26,25 @@ def retrieve(group: FeatureGroup, embeddings: np.ndarray, queries: np.ndarray, k
         return empty_candidates(group_id_dtype(group))
     hits = group.find_neighbors(embeddings, k=k)
     rows = hits.get_column(QUERY).to_numpy()
-    return hits.select(
-        pl.Series(QUERY, queries.astype(np.int64)[rows]),
-        pl.col(ARTICLE_ID),
-        pl.col("score").cast(pl.Float32).alias(RETRIEVAL_SCORE),
-        pl.int_range(pl.len(), dtype=pl.Int32).over(QUERY).alias(RETRIEVAL_RANK),
-        pl.lit(MODEL_TIER, pl.Int8).alias(TIER),
+    return pl.DataFrame(
+        {
+            QUERY: queries.astype(np.int64)[rows],
+            ARTICLE_ID: hits.get_column(ARTICLE_ID),
+            RETRIEVAL_SCORE: hits.get_column("score").cast(pl.Float32),
+            RETRIEVAL_RANK: positions(rows).astype(np.int32),  # hits come best first within each query
+            TIER: np.full(len(rows), MODEL_TIER, np.int8),
+        }
     )
+
+
+def positions(queries: np.ndarray) -> np.ndarray:
+    """The position of each row within its run of equal ``queries`` (sorted): 0, 1, 2, ... per query."""
+    n = len(queries)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, queries[1:] != queries[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    return np.arange(n) - np.repeat(starts, lengths)
 
 
 def group_id_dtype(group: FeatureGroup) -> pl.DataType:
@@ -54,54 +62,3 @@ def for_queries(tier: pl.DataFrame, n: int) -> pl.DataFrame:
     if n == 1:
         return tier.select(pl.lit(0, pl.Int64).alias(QUERY), pl.all())
     return pl.DataFrame({QUERY: np.arange(n, dtype=np.int64)}).join(tier, how="cross")
-
-
-class Popularity:
-    """The most sold articles of the last 7 days (ties: 30 days, then id) as the popularity tier.
-
-    Read from the ``article_popularity`` online table — the whole table, so it is cached rather than read per
-    request (H&M: 105k rows, tens of milliseconds). ``describe`` turns the top ids into their showable article
-    rows (the filter and display columns), cached alike. Once ``refresh_s`` seconds old, the tier is re-read in a
-    background thread while requests keep the previous one: a refresh never delays a request.
-    """
-
-    def __init__(
-        self, group: FeatureGroup, n: int, refresh_s: float, describe: Callable[[pl.Series], pl.DataFrame]
-    ) -> None:
-        self.group, self.n, self.refresh_s, self.describe = group, n, refresh_s, describe
-        self._tier: pl.DataFrame | None = None
-        self._read_at = 0.0
-        self._refreshing = threading.Lock()
-
-    def tier(self) -> pl.DataFrame:
-        """``article_id``, ``retrieval_score`` (units sold in 7 days), ``retrieval_rank``, ``tier`` + article rows."""
-        if self._tier is None:
-            with self._refreshing:
-                if self._tier is None:
-                    self._refresh()
-        elif time.monotonic() - self._read_at > self.refresh_s and self._refreshing.acquire(blocking=False):
-            threading.Thread(target=self._refresh_then_release, daemon=True, name="popularity-refresh").start()
-        assert self._tier is not None
-        return self._tier
-
-    def _refresh_then_release(self) -> None:
-        try:
-            self._refresh()
-        finally:
-            self._refreshing.release()
-
-    def _refresh(self) -> None:
-        top = (
-            self.group.read(online=True)
-            .sort(["units_7d", "units_30d", ARTICLE_ID], descending=[True, True, False])
-            .head(self.n)
-            .select(
-                ARTICLE_ID,
-                pl.col("units_7d").cast(pl.Float32).alias(RETRIEVAL_SCORE),
-                pl.int_range(pl.len(), dtype=pl.Int32).alias(RETRIEVAL_RANK),
-                pl.lit(POPULAR_TIER, pl.Int8).alias(TIER),
-            )
-        )
-        rows = self.describe(top.get_column(ARTICLE_ID))
-        self._tier = top.join(rows, on=ARTICLE_ID, how="inner", maintain_order="left")
-        self._read_at = time.monotonic()

@@ -114,8 +114,12 @@ class Ranker:
         """One score per row, higher is better (float64); an empty frame gives an empty array."""
         if features.height == 0:
             return np.zeros(0)
-        threads = 1 if features.height < 10_000 else self.config.threads  # small requests: no thread start-up
-        return np.asarray(self.model.predict(model_input(features, self.schema), thread_count=threads), np.float64)
+        return self.score_input(model_input(features, self.schema), features.height)
+
+    def score_input(self, data: FeaturesData | Any, rows: int) -> np.ndarray:
+        """Scores of a prepared model input (:func:`model_input`'s form) of ``rows`` rows."""
+        threads = 1 if rows < 10_000 else self.config.threads  # small requests: no thread start-up
+        return np.asarray(self.model.predict(data, thread_count=threads), np.float64)
 
     def feature_importance(self, top: int = 20) -> pl.DataFrame:
         """``feature``, ``importance`` (CatBoost's PredictionValuesChange), the ``top`` largest first."""

@@ -68,20 +68,18 @@ class LoadedIndex:
             with _threads_for(len(queries)):
                 scores, rows = self.index.search(queries, fetch, params=params)
         nq = len(queries)
-        hits = pl.DataFrame(
-            {
-                "query": np.repeat(np.arange(nq, dtype=np.int64), rows.shape[1]),
-                "_pos": rows.ravel().astype(np.int64),
-                "score": scores.ravel(),
-            }
-        ).filter(pl.col("_pos") >= 0)
-        if exclude:
-            banned = pl.DataFrame(
-                {"query": np.arange(nq, dtype=np.int64), key: pl.Series(exclude, dtype=pl.List(self.ids.dtype))}
-            ).explode(key)
-            banned = banned.join(self._id_frame(), on=key, how="inner").select("query", "_pos")
-            hits = hits.join(banned, on=["query", "_pos"], how="anti", maintain_order="left")
-            hits = hits.group_by("query", maintain_order=True).head(k)
+        found = rows.ravel() >= 0  # FAISS pads with -1 when fewer than ``fetch`` rows qualify
+        query = np.repeat(np.arange(nq, dtype=np.int64), rows.shape[1])[found]
+        position, score = rows.ravel()[found].astype(np.int64), scores.ravel()[found]
+        if not exclude:  # numpy to the end: this is the per-request path of serving
+            return pl.DataFrame({"query": query, key: self.ids.gather(position), "score": score})
+        hits = pl.DataFrame({"query": query, "_pos": position, "score": score})
+        banned = pl.DataFrame(
+            {"query": np.arange(nq, dtype=np.int64), key: pl.Series(exclude, dtype=pl.List(self.ids.dtype))}
+        ).explode(key)
+        banned = banned.join(self._id_frame(), on=key, how="inner").select("query", "_pos")
+        hits = hits.join(banned, on=["query", "_pos"], how="anti", maintain_order="left")
+        hits = hits.group_by("query", maintain_order=True).head(k)
         ids = self.ids.gather(hits["_pos"])
         return hits.select("query", ids.alias(key), "score")
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from recsys.serving.filters import exclusion_frame, recently_bought, showable
+from recsys.serving.filters import drop_excluded, recently_bought, showable
 from recsys.serving.options import ServingOptions
 
 D = datetime
@@ -30,10 +30,15 @@ def test_recently_bought_is_the_head_of_the_history_when_the_last_purchase_is_re
     assert recently_bought(rows[:1], [AT], ServingOptions(bought_window_days=3)) == [[5, 4, 3, 2]]
 
 
-def test_exclusion_frame() -> None:
-    frame = exclusion_frame([[5, 4], [], [7]], pl.Int64())
-    assert frame.rows() == [(0, 5), (0, 4), (2, 7)]
-    assert exclusion_frame([[], []], pl.Int64()).height == 0
+def test_drop_excluded_masks_each_querys_own_list_then_keeps_the_first_rows() -> None:
+    candidates = pl.DataFrame({"query": [0, 0, 0, 0, 1, 1, 2], "article_id": [5, 4, 3, 2, 5, 3, 7]})
+    out = drop_excluded(candidates, [[5, 4], [], [7]])
+    assert out.rows() == [(0, 3), (0, 2), (1, 5), (1, 3)]  # 5 is only banned for query 0
+    assert drop_excluded(candidates, [[5, 4], [], [7]], keep_per_query=1).rows() == [(0, 3), (1, 5)]
+    assert drop_excluded(candidates, [[], [], []]) is candidates
+    strings = pl.DataFrame({"query": [0, 0], "article_id": ["a", "b"]})
+    assert drop_excluded(strings, [["b"]]).rows() == [(0, "a")]
+    assert drop_excluded(candidates.head(0), [[1]]).height == 0
 
 
 @pytest.fixture

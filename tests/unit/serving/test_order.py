@@ -6,7 +6,8 @@ import numpy as np
 import polars as pl
 
 from recsys.serving.options import ServingOptions
-from recsys.serving.order import order, positions
+from recsys.serving.order import order
+from recsys.serving.retrieve import positions
 
 
 def candidates() -> pl.DataFrame:

@@ -1,0 +1,109 @@
+"""The article side of every request, held in memory: each showable article's ``ranking`` row and the popular tier.
+
+Article features change when the feature pipeline runs (daily); customer features change with every purchase. So
+the ranking transformer reads customers online per request, but keeps the whole ``ranking`` view (attributes and
+popularity; H&M: 105k articles, tens of MB) in memory and looks candidates up by id. Reading ~120 retrieved
+articles online per request cost more than all the other stages together at H&M scale.
+
+The copy is re-read every ``refresh_s`` seconds in a background thread while requests keep using the previous
+one (:class:`Refreshing`): a refresh never delays a request, and a new day's features reach the answers within
+``refresh_s`` of the feature pipeline's run. The same read gives the popularity tier (the most sold showable
+articles), so both always come from one consistent state of the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import polars as pl
+
+from recsys.data.dataset import ARTICLE_ID
+from recsys.serving.retrieve import POPULAR_TIER, TIER
+from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE
+
+UNITS_7D, UNITS_30D = "units_7d", "units_30d"  # the article_popularity group's columns the tier sorts by
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class Refreshing(Generic[T]):
+    """A value computed by ``load``, recomputed in a background thread once ``refresh_s`` seconds old.
+
+    The first :meth:`get` loads in the caller; later ones return at once, the current value even while a
+    refresh runs. A refresh that fails keeps the previous value (and tries again after ``refresh_s``).
+    """
+
+    def __init__(self, load: Callable[[], T], refresh_s: float) -> None:
+        self.load, self.refresh_s = load, refresh_s
+        self._value: T | None = None
+        self._loaded_at = 0.0
+        self._refreshing = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._refreshing:
+                if self._value is None:
+                    self._reload()
+        elif time.monotonic() - self._loaded_at > self.refresh_s and self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._reload_then_release, daemon=True, name="catalogue-refresh").start()
+        assert self._value is not None
+        return self._value
+
+    def _reload_then_release(self) -> None:
+        try:
+            self._reload()
+        except Exception:  # a failed refresh must not take the previous copy away
+            logger.exception("catalogue refresh failed; serving the copy of %.0f s ago", self.age_s)
+            self._loaded_at = time.monotonic()
+        finally:
+            self._refreshing.release()
+
+    @property
+    def age_s(self) -> float:
+        return time.monotonic() - self._loaded_at
+
+    def _reload(self) -> None:
+        self._value = self.load()
+        self._loaded_at = time.monotonic()
+
+
+@dataclass(frozen=True)
+class CatalogueSnapshot:
+    """The showable articles (``rows``, any column order, ``article_id`` unique) and the popular tier over them."""
+
+    rows: pl.DataFrame
+    popular: pl.DataFrame  # article_id, retrieval_score (units in 7 days), retrieval_rank, tier + ``carried``
+    _positions: dict[Any, int] = field(repr=False)
+
+    @classmethod
+    def of(cls, rows: pl.DataFrame, n_popular: int, carried: list[str]) -> CatalogueSnapshot:
+        """``rows``: what may be shown; the popular tier is its ``n_popular`` most sold in 7 days (ties: 30 days,
+        then id; an article without sales numbers last)."""
+        popular = (
+            rows.sort([UNITS_7D, UNITS_30D, ARTICLE_ID], descending=[True, True, False], nulls_last=True)
+            .head(n_popular)
+            .select(
+                ARTICLE_ID,
+                pl.col(UNITS_7D).fill_null(0).cast(pl.Float32).alias(RETRIEVAL_SCORE),
+                pl.int_range(pl.len(), dtype=pl.Int32).alias(RETRIEVAL_RANK),
+                pl.lit(POPULAR_TIER, pl.Int8).alias(TIER),
+                *carried,
+            )
+        )
+        positions = dict(zip(rows.get_column(ARTICLE_ID).to_list(), range(rows.height), strict=True))
+        return cls(rows, popular, positions)
+
+    def lookup(self, ids: pl.Series) -> pl.DataFrame:
+        """The rows of the showable articles among ``ids``, in the order of their first occurrence.
+
+        A dictionary of positions and one gather: joining a hundred ids against the whole catalogue would hash
+        the catalogue on every call.
+        """
+        found = [p for p in map(self._positions.get, ids.unique(maintain_order=True).to_list()) if p is not None]
+        return self.rows[pl.Series(found, dtype=pl.UInt32)]

@@ -1,0 +1,78 @@
+"""The in-memory catalogue: the popular tier, lookups by id, and the background refresh."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import polars as pl
+
+from recsys.serving.catalogue import CatalogueSnapshot, Refreshing
+from recsys.serving.retrieve import POPULAR_TIER, for_queries
+
+
+def rows() -> pl.DataFrame:  # the showable articles (5 is off sale, so it is not here)
+    return pl.DataFrame(
+        {
+            "article_id": [1, 2, 3, 4, 6],
+            "units_7d": [5, 9, 5, 0, None],  # 6 has no sales numbers at all
+            "units_30d": [6, 9, 8, 1, None],
+            "name": ["a", "b", "c", "d", "f"],
+        }
+    )
+
+
+def test_popular_tier_is_the_most_sold_showable_articles() -> None:
+    snapshot = CatalogueSnapshot.of(rows(), n_popular=5, carried=["name"])
+    tier = snapshot.popular
+    # 7-day units first, ties by 30-day units, then id; an article without numbers last
+    assert tier.select("article_id", "retrieval_score", "retrieval_rank").rows() == [
+        (2, 9.0, 0),
+        (3, 5.0, 1),
+        (1, 5.0, 2),
+        (4, 0.0, 3),
+        (6, 0.0, 4),
+    ]
+    assert tier["tier"].unique().to_list() == [POPULAR_TIER] and tier["name"].to_list()[0] == "b"
+    assert CatalogueSnapshot.of(rows(), n_popular=2, carried=[]).popular["article_id"].to_list() == [2, 3]
+    assert for_queries(tier, 1)["query"].to_list() == [0] * 5
+    assert for_queries(tier, 3).group_by("query").len().sort("query").rows() == [(0, 5), (1, 5), (2, 5)]
+
+
+def test_lookup_keeps_first_occurrence_order_and_drops_what_may_not_be_shown() -> None:
+    snapshot = CatalogueSnapshot.of(rows(), n_popular=3, carried=["name"])
+    found = snapshot.lookup(pl.Series("article_id", [4, 5, 2, 4, 99, 1]))  # 5: off sale, 99: unknown
+    assert found["article_id"].to_list() == [4, 2, 1] and found["name"].to_list() == ["d", "b", "a"]
+    empty = snapshot.lookup(pl.Series("article_id", [], dtype=pl.Int64))
+    assert empty.height == 0 and empty.schema == rows().schema
+
+
+def test_refresh_happens_in_the_background_and_a_failed_one_keeps_the_old_copy() -> None:
+    loads: list[int] = []
+    release = threading.Event()
+    fail = False
+
+    def load() -> int:
+        if loads:  # every refresh after the first waits for the test, so requests must not
+            release.wait(10)
+        if fail:
+            raise OSError("store unreachable")
+        loads.append(len(loads))
+        return len(loads)
+
+    value = Refreshing(load, refresh_s=3600)
+    assert value.get() == 1 and value.get() == 1 and loads == [0]  # loaded once, then cached
+    value.refresh_s = 0.0  # stale: answers at once with the old value while a thread re-reads
+    started = time.monotonic()
+    assert value.get() == 1 and time.monotonic() - started < 1
+    value.refresh_s = 3600.0
+    release.set()
+    deadline = time.monotonic() + 10
+    while value.get() == 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert value.get() == 2
+    fail, value.refresh_s = True, 0.0
+    value.get()  # starts a refresh that fails
+    time.sleep(0.2)
+    value.refresh_s = 3600.0
+    assert value.get() == 2 and value.age_s < 1  # kept, and not retried at once
