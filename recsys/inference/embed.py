@@ -25,7 +25,10 @@ from recsys.training.runs import CANDIDATE_MODEL, EMBEDDINGS_GROUP, RETRIEVAL_MO
 from recsys.training.two_tower import load_tower_artifacts
 
 EMBEDDING = "embedding"
-EXACT_UP_TO = 2_000_000  # exact inner product up to this many articles; IVF-PQ beyond (design §4)
+EXACT_UP_TO = 2_000_000  # a full scan up to this many articles; IVF-PQ beyond (design §4)
+# From this many articles the scan reads half-precision vectors: at H&M's 105k a search takes 0.5 ms instead of
+# 1 ms (one request's budget is 5) and finds 99.9% of the exact top 120; smaller catalogues stay exact.
+HALF_PRECISION_FROM = 50_000
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ def embeddings_group(project: Project, run: Run, dimension: int | None = None, n
     fs = project.feature_store
     if dimension is None:
         return fs.get_feature_group(EMBEDDINGS_GROUP, run.embeddings_version)
-    index = EmbeddingIndex(EMBEDDING, dimension, "ip", "flat" if n <= EXACT_UP_TO else "ivfpq")
+    kind = "flat" if n < HALF_PRECISION_FROM else "fp16" if n <= EXACT_UP_TO else "ivfpq"
+    index = EmbeddingIndex(EMBEDDING, dimension, "ip", kind)
     return fs.get_or_create_feature_group(
         EMBEDDINGS_GROUP,
         run.embeddings_version,

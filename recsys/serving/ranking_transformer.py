@@ -211,8 +211,11 @@ class RankingTransformer(Model):
     ) -> Payload:
         with timed(plan.timings, "order"):
             scored = plan.ranked.with_columns(pl.Series(SCORE, plan.scores, dtype=pl.Float64))
-            candidates = plan.candidates.join(scored, on=[QUERY, ARTICLE_ID], how="left", maintain_order="left")
-            candidates = candidates.with_columns(pl.coalesce(SCORE, pl.col(RETRIEVAL_SCORE).cast(pl.Float64)))
+            candidates = (  # lazy: order() runs the join and its own steps as one plan
+                plan.candidates.lazy()
+                .join(scored.lazy(), on=[QUERY, ARTICLE_ID], how="left", maintain_order="left")
+                .with_columns(pl.coalesce(SCORE, pl.col(RETRIEVAL_SCORE).cast(pl.Float64)))
+            )
             answer = order(candidates, np.array([i.top_k for i in plan.instances]), self.options)
             predictions = self._predictions(plan, answer)
         plan.timings["total"] = (time.perf_counter() - plan.started) * 1000

@@ -175,6 +175,9 @@ def _make_index(vectors: np.ndarray, config: EmbeddingIndex) -> faiss.Index:
     if config.index_type == "flat" or n < 2 * 256:
         # Exact search; also the fallback when there are too few vectors to train IVF-PQ codebooks.
         index = faiss.IndexFlat(dim, _metric(config))
+    elif config.index_type == "fp16":
+        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, _metric(config))
+        index.train(vectors)  # fp16 needs no statistics; FAISS wants the call all the same
     else:
         nlist = max(1, min(config.nlist, n // 39))
         m = config.m if dim % config.m == 0 else 1

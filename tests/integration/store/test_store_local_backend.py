@@ -150,3 +150,18 @@ def test_store_cli_lists_and_shows(local_project: Project, tmp_path: Path) -> No
     assert "primary key" in shown.output and "MERGE" in shown.output and "WRITE" in shown.output
     missing = runner.invoke(store_app, ["show", "nope", "--version", "1", "--home", home])
     assert isinstance(missing.exception, NotFoundError) and "'customers' v1" in str(missing.exception)
+
+
+def test_fp16_option_scans_half_precision_vectors(local_project: Project) -> None:
+    group, vectors = _embedding_group(local_project, 3000, 16, index_type="fp16")
+    index = group._loaded_index().index
+    assert isinstance(index, faiss.IndexScalarQuantizer) and index.sq.qtype == faiss.ScalarQuantizer.QT_fp16
+    queries = vectors[:20]
+    got = group.find_neighbors(queries, k=10)
+    exact = queries @ vectors.T
+    brute = np.argsort(-exact, axis=1)[:, :10]
+    found = got.group_by("query", maintain_order=True).agg("article_id")["article_id"].to_list()
+    assert np.mean([len(set(g) & set(b)) / 10 for g, b in zip(found, brute, strict=True)]) >= 0.98
+    # scores are the inner products of the half-precision vectors: within fp16 rounding of the exact ones
+    rows = got["query"].to_numpy(), got["article_id"].to_numpy()
+    np.testing.assert_allclose(got["score"].to_numpy(), exact[rows], atol=1e-2 * np.abs(exact).max())
