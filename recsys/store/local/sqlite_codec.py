@@ -11,6 +11,8 @@ Encoding and decoding are whole-column polars expressions, never Python loops ov
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 
 from recsys.store.schema import listify
@@ -59,10 +61,15 @@ def decode(df: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     Only columns whose stored form differs are touched: serving reads a handful of keys per request, where the
     per-expression overhead of polars, not the data, is the cost.
     """
-    changed = [name for name in df.columns if encoded_dtype(schema[name]) != schema[name]]
-    if not changed:
-        return df
-    return df.with_columns([_decode_expr(name, schema[name]) for name in changed])
+    exprs = _decode_exprs(tuple((name, schema[name]) for name in df.columns))
+    return df.with_columns(exprs) if exprs else df
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_exprs(columns: tuple[tuple[str, pl.DataType], ...]) -> list[pl.Expr]:
+    """The decoding expressions of the columns whose stored form differs (cached: building them per request cost
+    more than running them)."""
+    return [_decode_expr(name, dtype) for name, dtype in columns if encoded_dtype(dtype) != dtype]
 
 
 def _encode_expr(name: str, dtype: pl.DataType) -> pl.Expr:
