@@ -61,14 +61,17 @@ def drop_excluded(candidates: pl.DataFrame, exclude: Sequence[Sequence[Any]], ke
     keep = np.ones(len(query), dtype=bool)
     if any(exclude):
         ids = candidates.get_column(ARTICLE_ID).to_numpy()
-        for q, banned in enumerate(exclude):
+        if len(exclude) == 1:  # one instance, the usual request: every row is its
+            keep &= ~np.isin(ids, np.asarray(exclude[0], dtype=ids.dtype))
+        for q, banned in enumerate(exclude if len(exclude) > 1 else []):
             if banned:
                 rows = query == q
                 keep[rows] &= ~np.isin(ids[rows], np.asarray(banned, dtype=ids.dtype))
     if keep_per_query > 0:
         kept = np.flatnonzero(keep)
         keep[kept[positions(query[kept]) >= keep_per_query]] = False
-    return candidates if keep.all() else candidates.filter(keep)
+    # a gather by row numbers: a quarter of the cost of a boolean filter at this size
+    return candidates if keep.all() else candidates[pl.Series(np.flatnonzero(keep), dtype=pl.UInt32)]
 
 
 def showable(articles: pl.DataFrame, options: ServingOptions) -> pl.DataFrame:

@@ -10,8 +10,10 @@ request time. Preprocess, for every instance of the request at once:
 2. *filter* — the retrieved articles' rows of the ``ranking`` view (attributes and popularity), looked up in the
    in-memory catalogue (:mod:`~recsys.serving.catalogue`, re-read from the online store in the background),
    which holds only the articles that may be shown: unknown and inactive ones drop out;
-3. *features* — the ranker's rows, built by the function training used
-   (:func:`~recsys.training.ranking_features.candidate_features`), sent to the ranking predictor as columns.
+3. *features* — the ranker's rows, the very values of training's
+   :func:`~recsys.training.ranking_features.candidate_features` built at request size by
+   :func:`~recsys.serving.request_features.request_features` (tests hold the two equal), sent to the ranking
+   predictor as columns.
 
 Postprocess puts the scores back on the candidates and orders them (:func:`~recsys.serving.order.order`), then
 returns article ids, scores and display fields per instance. An instance without an embedding (no signal) is
@@ -46,6 +48,7 @@ from recsys.serving.model_set import (
 )
 from recsys.serving.options import ServingOptions
 from recsys.serving.order import SCORE, order
+from recsys.serving.request_features import request_features
 from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, for_queries, retrieve
 from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, rounded, timed
@@ -55,7 +58,6 @@ from recsys.training.ranking_features import (
     RETRIEVAL_RANK,
     RETRIEVAL_SCORE,
     article_prices_as_of,
-    candidate_features,
 )
 from recsys.training.runs import Run
 
@@ -183,11 +185,13 @@ class RankingTransformer(Model):
         self, to_rank: pl.DataFrame, customers: pl.DataFrame, articles: pl.DataFrame, times: list[datetime]
     ) -> pl.DataFrame:
         """The ranker's rows, computed as of each instance's request time (usually one time per request)."""
-        day = pl.Series("_t", times).gather(to_rank.get_column(QUERY)) if to_rank.height else pl.Series("_t", [])
-        parts = []
-        for as_of in sorted(set(day.to_list())) or [utc_now()]:
-            part = to_rank.filter(day == as_of) if to_rank.height else to_rank
-            parts.append(candidate_features(part, customers, articles, as_of, self.schema))
+        if len(set(times)) <= 1 or to_rank.height == 0:
+            return request_features(to_rank, customers, articles, times[0] if times else utc_now(), self.schema)
+        day = pl.Series("_t", times).gather(to_rank.get_column(QUERY))
+        parts = [
+            request_features(to_rank.filter(day == as_of), customers, articles, as_of, self.schema)
+            for as_of in sorted(set(day.to_list()))
+        ]
         return pl.concat(parts)
 
     async def predict(self, plan: RankingPlan, headers: dict[str, str] | None = None) -> RankingPlan:  # type: ignore[override]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -51,8 +51,6 @@ from recsys.training.ranking_features import (
 _DAY_US = 86_400_000_000
 _INT32_MAX = np.iinfo(np.int32).max
 _TIMES = (pl.Datetime("us"), pl.Datetime("ms"), pl.Date())  # last_purchase types whose day arithmetic is exact
-_FLOATS = (pl.Float64, pl.Float32)
-_NO_HISTORY = -2  # a history cell without an id: never equal to a candidate's code (>= -1)
 
 
 class _Delegate(Exception):
@@ -64,11 +62,11 @@ class _Layout:
     """What a schema asks of the inputs, worked out once per schema."""
 
     features: tuple[str, ...]  # schema.features
-    customer_inputs: tuple[str, ...]  # schema.customer_columns()
-    article_inputs: tuple[str, ...]  # schema.article_columns()
-    customer_features: tuple[str, ...]  # gathered from customers, in output order
-    article_features: tuple[str, ...]  # gathered from articles (with article_price), in output order
-    categorical: frozenset[str]
+    customer_inputs: frozenset[str]  # schema.customer_columns() and the key
+    article_inputs: frozenset[str]  # schema.article_columns() and the key
+    customer_features: tuple[tuple[str, bool], ...]  # (name, categorical) gathered from customers, in order
+    article_features: tuple[tuple[str, bool], ...]  # the same from articles (with article_price)
+    shares: tuple[tuple[str, bool], ...]  # (affinity column, whether it is also an article categorical)
     taken: frozenset[str]  # candidate columns that candidate_features refuses or would confuse with its own
     sound: bool  # no name used twice (candidate_features' joins would rename one)
 
@@ -78,19 +76,19 @@ def _layout(schema: RankerSchema) -> _Layout:
     features = schema.features
     customer_inputs, article_inputs = tuple(schema.customer_columns()), tuple(schema.article_columns())
     inputs = (*customer_inputs, *article_inputs)
+    categorical = set(schema.categorical)
     helpers = {"_v", "_pos", *("_has" + a for a in schema.affinities)}  # candidate_features' own columns
+    article_features = (*schema.article_categorical, *schema.article_numeric, *schema.popularity)
     return _Layout(
         features=features,
-        customer_inputs=customer_inputs,
-        article_inputs=article_inputs,
-        customer_features=(*schema.customer_categorical, *schema.customer_numeric, *schema.history),
-        article_features=(
-            *schema.article_categorical,
-            *schema.article_numeric,
-            *schema.popularity,
-            *((ARTICLE_PRICE,) if schema.price else ()),
+        customer_inputs=frozenset({CUSTOMER_ID, *customer_inputs}),
+        article_inputs=frozenset({ARTICLE_ID, *article_inputs}),
+        customer_features=tuple(
+            (f, f in categorical) for f in (*schema.customer_categorical, *schema.customer_numeric, *schema.history)
         ),
-        categorical=frozenset(schema.categorical),
+        article_features=tuple((f, f in categorical) for f in article_features)
+        + (((ARTICLE_PRICE, False),) if schema.price else ()),
+        shares=tuple((a, a in schema.article_categorical) for a in schema.affinities),
         taken=frozenset({*features, *inputs, *helpers} - {*RETRIEVAL, CUSTOMER_ID, ARTICLE_ID}),
         sound=len(set(features)) == len(features)
         and len(set(inputs)) == len(inputs)
@@ -131,31 +129,30 @@ def _request_features(
     cand_customers, cand_articles = given[CUSTOMER_ID], given[ARTICLE_ID]
     cust_frame = _Frame.of(customers, CUSTOMER_ID, layout.customer_inputs, cand_customers.dtype)
     art_frame = _Frame.of(articles, ARTICLE_ID, layout.article_inputs, cand_articles.dtype)
-    _check_types(cust_frame, art_frame, schema, cand_articles.dtype)
-
+    _check_inputs(cust_frame, art_frame, schema)
     cust = _customer_rows(cust_frame.columns[CUSTOMER_ID], cand_customers)
     art = _article_rows(art_frame.columns[ARTICLE_ID], cand_articles)
+
     out = {c: col for c, col in given.items() if c not in RETRIEVAL}
     for name in RETRIEVAL:
         out[name] = given[name].cast(pl.Float32)
     try:
-        for f in layout.customer_features:
-            categorical = f in layout.categorical
+        for f, categorical in layout.customer_features:
             col = _days_since(cust_frame, as_of) if f == DAYS_SINCE else _prepared(cust_frame, f, categorical)
             out[f] = _take(col, cust, categorical)
-        for f in layout.article_features:
-            categorical = f in layout.categorical
+        for f, categorical in layout.article_features:
             out[f] = _take(_prepared(art_frame, f, categorical), art, categorical)
         if schema.repurchase:
             out |= _repurchase(cust_frame, cust, cand_articles)
-        for col in schema.affinities:
-            values = out[col] if col in layout.categorical else _take(_prepared(art_frame, col, True), art, True)
+        for col, gathered in layout.shares:
+            values = out[col] if gathered else _take(_prepared(art_frame, col, True), art, True)
             out[col + SHARE] = _share(cust_frame, col, cust, values)
     except pl.exceptions.PolarsError as exc:  # a cast that fails on some row: candidate_features' error, if any
         raise _Delegate from exc
     if schema.price:
-        out[PRICE_RATIO] = _price_ratio(cust_frame, art_frame, cust.at, art.at)
-    return pl.DataFrame([out[c] for c in (*(c for c in given if c not in RETRIEVAL), *layout.features)])
+        out[PRICE_RATIO] = _price_ratio(cust_frame, art_frame, cust, art)
+    columns = [out[c] for c in (*(c for c in given if c not in RETRIEVAL), *layout.features)]
+    return columns[0].to_frame().hstack(columns[1:])  # hstack: a fraction of DataFrame(columns)'s checks
 
 
 # -- inputs ---------------------------------------------------------------------------------------------------
@@ -170,40 +167,26 @@ class _Frame(NamedTuple):
     height: int
 
     @classmethod
-    def of(cls, frame: pl.DataFrame, key: str, inputs: tuple[str, ...], key_type: pl.DataType) -> _Frame:
+    def of(cls, frame: pl.DataFrame, key: str, wanted: frozenset[str], key_type: pl.DataType) -> _Frame:
         names = frame.columns
-        wanted = {key, *inputs}
         columns = {c: col for c, col in zip(names, frame.get_columns(), strict=True) if c in wanted}
         if key not in columns or columns[key].dtype != key_type:
             raise _Delegate  # candidate_features casts the key (or fails): its business
+        if not (key_type.is_integer() or isinstance(key_type, pl.String)):
+            raise _Delegate
         if len(columns) < len(wanted) and frame.height:
             raise _Delegate  # its "lacks the ranker's input columns" error
         return cls(columns, frozenset(names), frame.height)
 
-    def dtype(self, name: str) -> pl.DataType | None:
-        col = self.columns.get(name)
-        return None if col is None else col.dtype
 
-
-def _check_types(customers: _Frame, articles: _Frame, schema: RankerSchema, id_type: pl.DataType) -> None:
+def _check_inputs(customers: _Frame, articles: _Frame, schema: RankerSchema) -> None:
     """Delegate inputs whose types or names the fast path does not read as candidate_features does (the stores
-    send none of them)."""
-    if not (id_type.is_integer() or isinstance(id_type, pl.String)):
-        raise _Delegate
-    history = customers.dtype(LAST_ARTICLES) if schema.repurchase else None
-    if history is not None and history != pl.List(id_type):
-        raise _Delegate
-    last = customers.dtype(LAST_PURCHASE) if DAYS_SINCE in schema.history else None
-    if last is not None and last not in _TIMES:
+    send none of them). The items of list columns are checked where they are read, as Python values."""
+    last = customers.columns.get(LAST_PURCHASE) if DAYS_SINCE in schema.history else None
+    if last is not None and last.dtype not in _TIMES:
         raise _Delegate  # ns, or a time zone (an error there)
-    for col in schema.affinities:
-        values, shares, value = customers.dtype(col + VALUES), customers.dtype(col + SHARES), articles.dtype(col)
-        if (
-            (values is not None and not (isinstance(values, pl.List) and isinstance(values.inner, pl.String)))
-            or (shares is not None and not (isinstance(shares, pl.List) and isinstance(shares.inner, _FLOATS)))
-            or (value is not None and not isinstance(value, pl.String))
-        ):
-            raise _Delegate
+    if any(a in articles.columns and isinstance(articles.columns[a].dtype, pl.List) for a in schema.affinities):
+        raise _Delegate  # its cast of a list to String fails
     # candidate_features tells multi-categoricals by its merged schemas (articles last): a customer category
     # named like an articles column, or an article category only the customers frame has, reads another way
     if any(f in articles.names for f in schema.customer_categorical) or any(
@@ -216,64 +199,65 @@ def _check_types(customers: _Frame, articles: _Frame, schema: RankerSchema, id_t
 
 
 class _Rows(NamedTuple):
-    """Each candidate's row in a frame of ``height`` rows (``height``: it has none, a MISSING / null row)."""
+    """Each candidate's row in a frame; ``height`` (one past its rows) where it has none."""
 
-    at: np.ndarray  # int64
+    at: np.ndarray  # int64, one per candidate
     height: int
-    absent: bool  # some candidate has no row
+    absent: bool  # some candidate has no row: it gets a MISSING / null one
     single: int | None  # the row of every candidate, when they share one (a one-customer request)
-    index: pl.Series | None  # ``at`` as UInt32: Series[index] is polars' direct gather (no expression)
-
-    @property
-    def referenced(self) -> list[int]:
-        """The frame's rows that candidates have, sorted."""
-        rows = [self.single] if self.single is not None else np.unique(self.at).tolist()
-        return [r for r in rows if r < self.height]
-
-
-def _rows(at: np.ndarray, height: int, single: int | None = None) -> _Rows:
-    absent = bool(len(at)) and (single == height if single is not None else bool((at == height).any()))
-    index = pl.Series(at.astype(np.uint32)) if single is None else None
-    return _Rows(at, height, absent, single, index)
-
-
-def _positions(keys: pl.Series, ids: np.ndarray) -> np.ndarray:
-    """The row of each id in ``keys`` (``len(keys)``: not there), by a binary search in the sorted keys."""
-    height = len(keys)
-    if not height or not len(ids):
-        return np.full(len(ids), height, dtype=np.int64)
-    k = keys.to_numpy()
-    order = k.argsort(kind="stable")
-    ordered = k[order]
-    at = ordered.searchsorted(ids)
-    at[at == height] = 0
-    hit = ordered[at] == ids
-    twice = ordered[1:] == ordered[:-1]
-    if twice.any() and np.isin(ids[hit], ordered[1:][twice]).any():
-        raise _Delegate  # a candidate's id is there twice: candidate_features' "one row per id" error
-    return np.where(hit, order[at], height)
+    index: pl.Series | None  # ``at`` as UInt32 (Series[index] is polars' direct gather); None: rows are in order
+    referenced: list[int]  # the frame's rows that candidates have (customers only)
 
 
 def _customer_rows(keys: pl.Series, ids: pl.Series) -> _Rows:
-    """The candidates' customer rows. A request's candidates come customer by customer: the ids are looked up
-    once per run of equal ids."""
+    """The candidates' customer rows. A request's candidates come customer by customer: each run of equal ids
+    is looked up once, in a dictionary of the (few) customers' rows."""
     if ids.null_count() or keys.null_count():
         raise _Delegate  # a null id joins nothing: not a serving input
+    height = len(keys)
+    row_of: dict[Any, int] = {}
+    for row, key in enumerate(keys.to_list()):  # per customer
+        if row_of.setdefault(key, row) != row:
+            row_of[key] = -1  # twice: candidate_features' "one row per id" error if a candidate has it
     values = ids.to_numpy()
     if not len(values):
-        return _rows(np.zeros(0, dtype=np.int64), len(keys))
-    starts = np.flatnonzero(values[1:] != values[:-1]) + 1
-    if not len(starts):  # one customer
-        row = int(_positions(keys, values[:1])[0])
-        return _rows(np.full(len(values), row, dtype=np.int64), len(keys), single=row)
-    starts = np.concatenate(([0], starts))
-    return _rows(np.repeat(_positions(keys, values[starts]), np.diff(starts, append=len(values))), len(keys))
+        return _Rows(np.zeros(0, dtype=np.int64), height, False, None, pl.Series([], dtype=pl.UInt32), [])
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    rows = [row_of.get(key, height) for key in values[starts].tolist()]  # per run
+    if -1 in rows:
+        raise _Delegate
+    referenced = sorted(set(rows) - {height})
+    if len(rows) == 1:
+        return _Rows(np.full(len(values), rows[0]), height, rows[0] == height, rows[0], None, referenced)
+    at = np.repeat(np.array(rows, dtype=np.int64), np.diff(starts, append=len(values)))
+    return _Rows(at, height, height in rows, None, pl.Series(at.astype(np.uint32)), referenced)
 
 
 def _article_rows(keys: pl.Series, ids: pl.Series) -> _Rows:
+    """The candidates' article rows: a binary search in the sorted keys for integer ids, pyarrow's hash lookup
+    for strings."""
     if ids.null_count() or keys.null_count():
         raise _Delegate
-    return _rows(_positions(keys, ids.to_numpy()), len(keys))
+    height, n = len(keys), len(ids)
+    if not height or not n:
+        at = np.full(n, height, dtype=np.int64)
+    elif ids.dtype.is_integer():
+        k, wanted = keys.to_numpy(), ids.to_numpy()
+        order = k.argsort(kind="stable")
+        ordered = k[order]
+        if (ordered[1:] == ordered[:-1]).any():
+            raise _Delegate  # an id twice: candidate_features' "one row per id" error if a candidate has it
+        found = ordered.searchsorted(wanted)
+        at = np.where(ordered.take(found, mode="clip") == wanted, order.take(found, mode="clip"), height)
+    else:
+        arrow = keys.to_arrow()
+        if pc.count_distinct(arrow).as_py() < height:
+            raise _Delegate
+        found = pc.index_in(ids.to_arrow(), value_set=arrow).to_numpy(zero_copy_only=False)  # not there: NaN
+        at = np.where(found == found, found, height).astype(np.int64)
+    same = n == height and bool((at == np.arange(n)).all())  # the catalogue's rows of the candidates, in order
+    index = None if same else pl.Series(at.astype(np.uint32))
+    return _Rows(at, height, bool((at == height).any()), None, index, [])
 
 
 def _take(col: pl.Series, rows: _Rows, categorical: bool) -> pl.Series:
@@ -282,7 +266,7 @@ def _take(col: pl.Series, rows: _Rows, categorical: bool) -> pl.Series:
         col = pl.concat([col, pl.Series(col.name, [MISSING if categorical else None], dtype=col.dtype)])
     if rows.single is not None:
         return col.new_from_index(rows.single, len(rows.at))
-    return col[rows.index]
+    return col if rows.index is None else col[rows.index]
 
 
 # -- customer and article attributes --------------------------------------------------------------------------
@@ -316,7 +300,7 @@ def _days_since(customers: _Frame, as_of: datetime | date) -> pl.Series:
         return pl.Series(DAYS_SINCE, [], dtype=pl.Float32)
     cut = cutoff(as_of)
     days: list[float | None] = []
-    for moment in col.to_list():  # one per customer
+    for moment in col.to_list():  # per customer
         if moment is None:
             days.append(None)
             continue
@@ -339,72 +323,113 @@ def _repurchase(customers: _Frame, cust: _Rows, cand_articles: pl.Series) -> dic
     col = customers.columns.get(LAST_ARTICLES)
     lists = col.to_list() if col is not None else []
     histories = {j: lists[j] for j in cust.referenced if lists[j]}
-    known = sorted({item for row in histories.values() for item in row if item is not None})
-    if not known:  # nobody has bought anything
-        never = np.zeros(len(cand_articles), dtype=np.float32)
-        return {REPURCHASE[0]: pl.Series(REPURCHASE[0], never), REPURCHASE[1]: _floats(REPURCHASE[1], never, True)}
-    # ids as codes: their rank among the ids bought (strings are compared once, by the binary search)
-    ids = cand_articles.to_numpy()
-    vocabulary = np.array(known, dtype=ids.dtype)
-    at = vocabulary.searchsorted(ids)
-    at[at == len(known)] = 0
-    codes = np.where(vocabulary[at] == ids, at, -1)
-    rank = {item: i for i, item in enumerate(known)}
-    history = np.full((customers.height + 1, max(map(len, histories.values()))), _NO_HISTORY, dtype=np.int64)
-    for j, row in histories.items():  # per customer; the last row stays empty: a customer not there
-        history[j, : len(row)] = [_NO_HISTORY if item is None else rank[item] for item in row]
-    equal = history[cust.at] == codes[:, None]
+    known = {item for row in histories.values() for item in row} - {None}
+    kind = int if cand_articles.dtype.is_integer() else str
+    if not set(map(type, known)) <= {kind}:
+        raise _Delegate  # ids of another type than the candidates': candidate_features casts them
+    n = len(cand_articles)
+    if not known or not n:  # nobody has bought anything
+        return {
+            REPURCHASE[0]: pl.Series(REPURCHASE[0], np.zeros(n, dtype=np.float32)),
+            REPURCHASE[1]: pl.Series(REPURCHASE[1], [None] * n, dtype=pl.Float32),
+        }
+    # a customer x position matrix of ids, compared with every candidate's id; cells without an id (a null,
+    # the end of a shorter list, a customer without history or not there) hold an id no candidate has
+    if kind is int:
+        ids = cand_articles.to_numpy()
+        smallest, largest = _bounds(ids.dtype)
+        low, high = int(ids.min()), int(ids.max())
+        if (low == smallest and high == largest) or min(known) < smallest or max(known) > largest:
+            raise _Delegate  # no free id, or one the candidates' type cannot hold (candidate_features' cast fails)
+        pad = low - 1 if low > smallest else high + 1
+    else:  # strings: their codes
+        distinct = sorted(known)
+        code = dict(zip(distinct, range(len(distinct)), strict=True))
+        ids, pad = _codes(cand_articles, distinct), -1
+        histories = {j: [None if item is None else code[item] for item in row] for j, row in histories.items()}
+    history = np.full((customers.height + 1, max(map(len, histories.values()))), pad, dtype=ids.dtype)
+    for j, row in histories.items():  # per customer
+        history[j, : len(row)] = [pad if item is None else item for item in row] if None in row else row
+    # one customer: its row against every candidate (broadcast), no gather
+    equal = (history[cust.at] if cust.single is None else history[cust.single]) == ids[:, None]
+    count = np.count_nonzero(equal, axis=1)
+    first = np.where(count > 0, equal.argmax(axis=1), np.nan).astype(np.float32)
     return {
-        REPURCHASE[0]: pl.Series(REPURCHASE[0], equal.sum(axis=1).astype(np.float32)),
-        REPURCHASE[1]: _floats(REPURCHASE[1], equal.argmax(axis=1).astype(np.float32), ~equal.any(axis=1)),
+        REPURCHASE[0]: pl.Series(REPURCHASE[0], count.astype(np.float32)),
+        REPURCHASE[1]: pl.Series(REPURCHASE[1], first, nan_to_null=True),  # never NaN otherwise
     }
+
+
+@functools.lru_cache(maxsize=16)
+def _bounds(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
 
 
 def _share(customers: _Frame, col: str, cust: _Rows, values: pl.Series) -> pl.Series:
     """The customer's share of the candidate's value (``values``, MISSING for null): 0 if never bought, null
     without a list."""
     value_col, share_col = customers.columns.get(col + VALUES), customers.columns.get(col + SHARES)
-    value_lists = value_col.to_list() if value_col is not None else []
-    share_lists = share_col.to_list() if share_col is not None else []
+    value_lists = value_col.to_list() if value_col is not None else None
+    share_lists = share_col.to_list() if share_col is not None else None
     has = np.zeros(customers.height + 1, dtype=bool)  # the last row: a customer not there
-    entries: list[tuple[int, str, float]] = []
-    for j in cust.referenced:
-        vals, shares = value_lists[j] if value_lists else None, share_lists[j] if share_lists else None
+    rows: list[int] = []
+    found: list[str] = []
+    weights: list[float] = []
+    for j in cust.referenced:  # per customer
+        vals = value_lists[j] if value_lists is not None else None
+        shares = share_lists[j] if share_lists is not None else None
         if vals is None and shares is None:
             continue
         if vals is None or shares is None or len(vals) != len(shares):
             raise _Delegate  # candidate_features' explode fails on ragged lists
         has[j] = True
-        # a null value never matches in the join; a matched null share is filled with 0
-        entries += [(j, v, 0.0 if s is None else s) for v, s in zip(vals, shares, strict=True) if v is not None]
-    nulls = ~has[cust.at]
-    known = sorted({v for _, v, _ in entries})
-    if not known:
+        if None in vals or None in shares:  # a null value never matches in the join; a matched null share is 0
+            pairs = [(v, 0.0 if s is None else s) for v, s in zip(vals, shares, strict=True) if v is not None]
+            vals, shares = [v for v, _ in pairs], [s for _, s in pairs]
+        rows += [j] * len(vals)
+        found += vals
+        weights += shares
+    if not set(map(type, found)) <= {str} or not set(map(type, weights)) <= {float}:
+        raise _Delegate  # lists of other types than List(String) / List(Float): candidate_features casts them
+    nulls = ~has[cust.at] if cust.single is None else not bool(has[cust.single])
+    if not found:
         return _floats(col + SHARE, np.zeros(len(cust.at), dtype=np.float32), nulls)
-    rank = {v: i for i, v in enumerate(known)}
-    rows, columns = [j for j, _, _ in entries], [rank[v] for _, v, _ in entries]
-    table = np.zeros((customers.height + 1, len(known) + 1))  # the last column: a value nobody bought
-    table[rows, columns] = [s for _, _, s in entries]
-    vocabulary = np.array(known, dtype=object)
-    candidate = values.to_numpy()
-    at = vocabulary.searchsorted(candidate)
-    at[at == len(known)] = 0
-    codes = np.where(vocabulary[at] == candidate, at, len(known))
+    distinct = sorted(set(found))
+    code = dict(zip(distinct, range(len(distinct)), strict=True))
+    columns = list(map(code.__getitem__, found))
+    table = np.zeros((customers.height + 1, len(code) + 1))  # the last column: a value nobody bought
+    table[rows, columns] = weights
+    codes = _codes(values, distinct)
     if len(set(zip(rows, columns, strict=True))) < len(rows):
         counts = np.zeros(table.shape, dtype=np.int64)
         np.add.at(counts, (rows, columns), 1)
         if (counts[cust.at, codes] > 1).any():
             raise _Delegate  # a value twice in one list: candidate_features' "one row per id" error
-    return _floats(col + SHARE, table[cust.at, codes].astype(np.float32), nulls)
+    shares_at = table[cust.at, codes] if cust.single is None else table[cust.single][codes]
+    return _floats(col + SHARE, shares_at.astype(np.float32), nulls)
 
 
-def _price_ratio(customers: _Frame, articles: _Frame, cust: np.ndarray, art: np.ndarray) -> pl.Series:
+def _codes(values: pl.Series, known: list[str]) -> np.ndarray:
+    """Each string's index in ``known`` (sorted, distinct), ``len(known)`` where it is not there: a binary search
+    over the Python strings. (Measured in the function's flow at request size, this beat pyarrow's
+    ``index_in`` and a cast to an Enum, whose fixed costs are larger than a few comparisons per candidate.)"""
+    strings = values.to_numpy()
+    vocabulary = np.array([*known, None], dtype=object)  # None: equal to no string, where the search runs off the end
+    at = vocabulary[:-1].searchsorted(strings)
+    return np.where(vocabulary[at] == strings, at, len(known))
+
+
+def _price_ratio(customers: _Frame, articles: _Frame, cust: _Rows, art: _Rows) -> pl.Series:
     """``article_price / avg_price``: a Float64 division, as the expression's, then Float32."""
     price, price_null = _numbers(articles, ARTICLE_PRICE)
     avg, avg_null = _numbers(customers, "avg_price")
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (price[art] / avg[cust]).astype(np.float32)
-    return _floats(PRICE_RATIO, ratio, price_null[art] | avg_null[cust])
+        if cust.single is not None:  # one customer: divide by its number
+            ratio, nulls = price[art.at] / avg[cust.single], price_null[art.at] | avg_null[cust.single]
+        else:
+            ratio, nulls = price[art.at] / avg[cust.at], price_null[art.at] | avg_null[cust.at]
+    return _floats(PRICE_RATIO, ratio.astype(np.float32), nulls)
 
 
 def _numbers(frame: _Frame, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -412,8 +437,7 @@ def _numbers(frame: _Frame, name: str) -> tuple[np.ndarray, np.ndarray]:
     col = frame.columns.get(name)
     if col is None:
         return np.full(frame.height + 1, np.nan), np.ones(frame.height + 1, dtype=bool)
-    dtype = col.dtype
-    if not dtype.is_numeric() or isinstance(dtype, pl.Decimal):
+    if not col.dtype.is_numeric() or isinstance(col.dtype, pl.Decimal):
         raise _Delegate  # a cast whose rounding the division would have to mirror
     col = col.cast(pl.Float64)
     values = np.append(col.to_numpy(), np.nan)  # nulls become NaN
@@ -429,7 +453,7 @@ def _numbers(frame: _Frame, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _floats(name: str, values: np.ndarray, nulls: np.ndarray | bool) -> pl.Series:
-    """Float32 ``values`` with nulls where ``nulls`` (NaN elsewhere stays NaN)."""
+    """Float32 ``values`` with nulls where ``nulls`` (a mask, or one flag for all; NaN elsewhere stays NaN)."""
     if nulls is True:
         return pl.Series(name, [None] * len(values), dtype=pl.Float32)
     if nulls is False or not nulls.any():
