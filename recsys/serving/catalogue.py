@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID
-from recsys.serving.retrieve import POPULAR_TIER, TIER
+from recsys.serving.retrieve import POPULAR_TIER, TIER, for_queries
 from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE
 
 UNITS_7D, UNITS_30D = "units_7d", "units_30d"  # the article_popularity group's columns the tier sorts by
@@ -80,6 +80,11 @@ class CatalogueSnapshot:
     rows: pl.DataFrame
     popular: pl.DataFrame  # article_id, retrieval_score (units in 7 days), retrieval_rank, tier + ``carried``
     _positions: dict[Any, int] = field(repr=False)
+    _popular_one: pl.DataFrame = field(repr=False)  # the tier for a one-instance request (query 0), made once
+
+    def popular_for(self, n: int) -> pl.DataFrame:
+        """The popular tier for each of queries 0..n-1 (:func:`~recsys.serving.retrieve.for_queries`)."""
+        return self._popular_one if n == 1 else for_queries(self.popular, n)
 
     @classmethod
     def of(cls, rows: pl.DataFrame, n_popular: int, carried: list[str]) -> CatalogueSnapshot:
@@ -97,7 +102,7 @@ class CatalogueSnapshot:
             )
         )
         positions = dict(zip(rows.get_column(ARTICLE_ID).to_list(), range(rows.height), strict=True))
-        return cls(rows, popular, positions)
+        return cls(rows, popular, positions, for_queries(popular, 1))
 
     def lookup(self, ids: pl.Series) -> pl.DataFrame:
         """The rows of the showable articles among ``ids``, in the order of their first occurrence.

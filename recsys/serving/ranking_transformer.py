@@ -50,7 +50,7 @@ from recsys.serving.options import ServingOptions
 from recsys.serving.order import SCORE, order
 from recsys.serving.request_features import request_features
 from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
-from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, for_queries, retrieve
+from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, retrieve
 from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, rounded, timed
 from recsys.store.base import Project
 from recsys.training.ranking_features import (
@@ -160,7 +160,7 @@ class RankingTransformer(Model):
             k = self.options.retrieve_k + max(len(e) for e in exclude)
             model = retrieve(self.index, matrix, queries, k)
             catalogue = self.catalogue.get()
-            popular = for_queries(catalogue.popular, n)
+            popular = catalogue.popular_for(n)
             model = drop_excluded(model, exclude, keep_per_query=self.options.retrieve_k)
             popular = drop_excluded(popular, exclude)
         with timed(timings, "filter"):

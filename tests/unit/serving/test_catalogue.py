@@ -36,6 +36,7 @@ def test_popular_tier_is_the_most_sold_showable_articles() -> None:
     assert tier["tier"].unique().to_list() == [POPULAR_TIER] and tier["name"].to_list()[0] == "b"
     assert CatalogueSnapshot.of(rows(), n_popular=2, carried=[]).popular["article_id"].to_list() == [2, 3]
     assert for_queries(tier, 1)["query"].to_list() == [0] * 5
+    assert snapshot.popular_for(1).equals(for_queries(tier, 1)) and snapshot.popular_for(2).equals(for_queries(tier, 2))
     assert for_queries(tier, 3).group_by("query").len().sort("query").rows() == [(0, 5), (1, 5), (2, 5)]
 
 
