@@ -8,7 +8,7 @@ the one that answered, the ``fast`` fixture makes any hand-over to ``candidate_f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +43,19 @@ FEATURES = {
     },
 }
 AFFINITIES = ("product_type_name", "colour_group_name", "index_group_name")
+
+
+def history_dtypes(affinities: Iterable[str]) -> dict[str, pl.DataType]:
+    """The customers view's history dtypes that hand-made rows would not infer."""
+    return {
+        "last_article_ids": pl.List(pl.Int64),
+        "n_purchases": pl.Int32,
+        "n_units": pl.Int32,
+        "n_distinct_articles": pl.Int32,
+        "preferred_sections": pl.List(pl.String),
+        **{f"{a}_values": pl.List(pl.String) for a in affinities},
+        **{f"{a}_shares": pl.List(pl.Float64) for a in affinities},
+    }
 
 
 def customers() -> pl.DataFrame:
@@ -80,15 +93,7 @@ def customers() -> pl.DataFrame:
             **{f"{a}_values": values for a, (values, _) in lists.items()},
             **{f"{a}_shares": shares for a, (_, shares) in lists.items()},
         },
-        schema_overrides={
-            "last_article_ids": pl.List(pl.Int64),
-            "n_purchases": pl.Int32,
-            "n_units": pl.Int32,
-            "n_distinct_articles": pl.Int32,
-            "preferred_sections": pl.List(pl.String),
-            **{f"{a}_values": pl.List(pl.String) for a in AFFINITIES},
-            **{f"{a}_shares": pl.List(pl.Float64) for a in AFFINITIES},
-        },
+        schema_overrides=history_dtypes(AFFINITIES),
     )
 
 
@@ -396,16 +401,7 @@ def random_inputs(seed: int, *, n_customers: int = 5, n_articles: int = 80, n: i
             **{f"{a}_values": v for a, v in value_lists.items()},
             **{f"{a}_shares": v for a, v in share_lists.items()},
         },
-        schema_overrides={
-            "last_article_ids": pl.List(pl.Int64),
-            "n_purchases": pl.Int32,
-            "n_units": pl.Int32,
-            "n_distinct_articles": pl.Int32,
-            "preferred_sections": pl.List(pl.String),
-            "last_purchase": pl.Datetime("us"),
-            **{f"{a}_values": pl.List(pl.String) for a in VALUES},
-            **{f"{a}_shares": pl.List(pl.Float64) for a in VALUES},
-        },
+        schema_overrides=history_dtypes(VALUES) | {"last_purchase": pl.Datetime("us")},
     )
     article_ids = rng.permutation(n_articles + 20)[:n_articles]  # some candidates are not in this slice
     arts = pl.DataFrame(
