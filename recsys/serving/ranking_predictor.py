@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import numpy as np
-import polars as pl
 from catboost import FeaturesData
 from kserve import Model
 
@@ -29,12 +28,10 @@ class RankingPredictor(Model):
         from recsys.training.ranking import load_ranker
 
         self.ranker = load_ranker(model_folder(self.run, RANKER_MODEL))
-        categorical = set(self.ranker.schema.categorical)
-        self.input_schema = pl.Schema(
-            {f: pl.String if f in categorical else pl.Float32 for f in self.ranker.schema.features}
-        )
-        probe = {f: MISSING for f in categorical}  # categorical features are never null (candidate_features)
-        self.ranker.score(pl.DataFrame([probe], schema=self.input_schema))  # load the trees before traffic
+        schema = self.ranker.schema
+        # one row in the wire's form (categorical features are never null: candidate_features fills MISSING)
+        probe = {f: [MISSING] if f in schema.categorical else [None] for f in schema.features}
+        self.ranker.score_input(*_model_input(probe, schema))  # load the trees before traffic
         self.ready = True
         return self.ready
 
