@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,9 +26,7 @@ TOP_K = 12
 @pytest.fixture(scope="module")
 def home(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny store, so that the group written here does not leak into other tests."""
-    home = tmp_path_factory.mktemp("batch") / "home"
-    shutil.copytree(tiny_run.settings.home, home)
-    return home
+    return tiny_run.copy_home(tmp_path_factory.mktemp("batch"))
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,7 @@ from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, RANKER_MODEL, Run
 @pytest.fixture(scope="module")
 def home(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny store, so that the broken runs registered here stay out of the other tests."""
-    home = tmp_path_factory.mktemp("broken") / "home"
-    shutil.copytree(tiny_run.settings.home, home)
-    return home
+    return tiny_run.copy_home(tmp_path_factory.mktemp("broken"))
 
 
 @pytest.fixture(scope="module")

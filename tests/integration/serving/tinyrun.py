@@ -6,6 +6,7 @@ Imported by the tests of this folder as ``tinyrun`` (pytest puts the folder on `
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,12 @@ class TinyRun:
     def request_time(self) -> datetime:
         """The day after the last purchase: every stored purchase is history, recent ones within the window."""
         return self.last_day + timedelta(days=1, hours=10)
+
+    def copy_home(self, folder: Path) -> Path:
+        """A private copy of the store under ``folder``: what a test writes there stays out of the other tests."""
+        home = folder / "home"
+        shutil.copytree(self.settings.home, home)
+        return home
 
     def recent_buyers(self, n: int, skip: int = 0) -> list[str]:
         """Customers whose latest purchase is among the newest: the already-bought filter has work to do."""
