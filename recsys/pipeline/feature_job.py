@@ -55,6 +55,7 @@ from recsys.pipeline.groups import (
     GroupDef,
     quarantine_group,
 )
+from recsys.pipeline.prefetch import prefetched
 from recsys.pipeline.runlog import RunLog
 from recsys.pipeline.views import create_views
 from recsys.store.base import FeatureStore, Project
@@ -74,7 +75,7 @@ class FeatureOptions:
     on_bad_rows: OnBadRows = "fail"
     until: datetime | None = None  # use transactions up to and including this day (default: all)
     now: datetime | None = None  # "now" for the not-in-the-future rules (default: the wall clock)
-    history_chunk_rows: int = 4_000_000  # daily purchases per chunk of whole customers for history snapshots
+    history_chunk_rows: int = 2_000_000  # daily purchases per chunk of whole customers for history snapshots
 
 
 @dataclass
@@ -226,8 +227,9 @@ def backfill(
         del popularity
     with log.step("customer history snapshots -> write") as step:
         counter = [0]
+        # the next chunk is computed while this one is written: the two overlap on two cores
         history = _history_chunks(tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log)
-        CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(history, counter), overwrite=True)
+        CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(prefetched(history), counter), overwrite=True)
         step.rows = run.written[CUSTOMER_HISTORY.name] = counter[0]
     for group, frame in ((TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles)):
         with log.step(f"write {group.name}") as step:
