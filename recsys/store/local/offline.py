@@ -28,6 +28,8 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 from recsys.store.errors import NotFoundError
 from recsys.store.schema import listify
 
+SLICE_ROWS = 4_000_000  # a new or replaced table is written in Parquet files of this many rows
+
 
 class DeltaOffline:
     """Read and write the Delta table at ``path``; ``schema`` is the group's polars schema for read-back casts."""
@@ -43,6 +45,11 @@ class DeltaOffline:
 
     def write(self, df: pl.DataFrame, merge_key: Sequence[str], overwrite: bool = False) -> int:
         """Upsert ``df`` (already validated) in one commit, or replace the table with it; returns the new version."""
+        if (overwrite or self._table() is None) and df.height > SLICE_ROWS:
+            # slice by slice: Arrow copies one slice at a time, not the whole frame (H&M: 31M transactions, 2 GiB)
+            version = self.write_chunks(df.iter_slices(SLICE_ROWS), merge_key, overwrite)
+            assert version is not None
+            return version
         frame = _to_delta(df)
         if overwrite or self._table() is None:
             frame.write_delta(str(self.path), mode="overwrite" if overwrite else "append")

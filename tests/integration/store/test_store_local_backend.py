@@ -10,10 +10,12 @@ import faiss
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from feature_pipeline.store_cli import store_app
 from recsys.store import EmbeddingIndex, NotFoundError, Project, SchemaError
+from recsys.store.local import offline
 from recsys.store.local.feature_group import LocalFeatureGroup
 
 
@@ -27,6 +29,19 @@ def test_old_versions_stay_readable(local_project: Project) -> None:
     assert [c["operation"] for c in group.commit_details()] == ["MERGE", "WRITE"]
     with pytest.raises(NotFoundError, match=r"0\.\.1"):
         group.read(as_of_version=5)
+
+
+def test_a_large_frame_is_written_in_slices_and_replaced_whole(local_project: Project, monkeypatch) -> None:
+    monkeypatch.setattr(offline, "SLICE_ROWS", 4)
+    group = local_project.feature_store.get_or_create_feature_group("transactions", 1, ["customer_id", "article_id"])
+    frame = pl.DataFrame({"customer_id": [f"c{i % 3}" for i in range(10)], "article_id": list(range(10))})
+    group.insert(frame)
+    assert isinstance(group, LocalFeatureGroup)
+    assert len(list(group.offline.path.glob("*.parquet"))) == 3  # 4 + 4 + 2 rows
+    assert_frame_equal(group.read().sort("article_id"), frame)
+    group.insert(frame.with_columns(pl.col("article_id") + 100), overwrite=True)
+    assert group.read().sort("article_id")["article_id"].to_list() == list(range(100, 110))
+    assert group.read(as_of_version=0).height == 10
 
 
 def test_dtypes_are_normalised_and_nested_types_survive_the_online_store(local_project: Project) -> None:
