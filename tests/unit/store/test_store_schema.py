@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -15,6 +16,7 @@ from recsys.store.schema import (
     normalize_dtype,
     schema_from_json,
     schema_to_json,
+    unique_keys,
     validate_frame,
 )
 from recsys.store.timeparse import between, to_datetime
@@ -80,6 +82,23 @@ def test_duplicate_composite_keys_show_at_most_five_rows() -> None:
     assert info.value.rows is not None and len(info.value.rows) == 5
     # the same (a) with different (b) is fine
     validate_frame(pl.DataFrame({"a": [1, 1], "b": [1, 2]}), schema, ["a", "b"], "g")
+
+
+def test_unique_keys_equals_the_exact_check_with_duplicates_and_nulls() -> None:
+    rng = np.random.default_rng(7)
+    n = 20_000
+    frame = pl.DataFrame(
+        {
+            "customer_id": pl.Series([f"c{i}" for i in rng.integers(0, 3_000, n)]).scatter([5, 9], [None, None]),
+            "article_id": rng.integers(0, 40, n),
+            "t_dat": rng.integers(0, 3, n),
+        }
+    )
+    key = ["customer_id", "article_id", "t_dat"]
+    expected = frame.select(pl.struct(key).is_unique()).to_series()
+    assert 0 < (~expected).sum() < n  # both kinds of rows are there
+    assert unique_keys(frame, key).to_list() == expected.to_list()
+    assert unique_keys(frame.unique(key), key).all()
 
 
 def test_sqlite_codec_round_trip_with_nulls() -> None:
