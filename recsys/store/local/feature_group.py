@@ -99,11 +99,12 @@ class LocalFeatureGroup(FeatureGroup):
         try:
             if isinstance(df, pl.DataFrame):
                 clean = self._validated(df)
-                table_version = self.offline.write(clean, self.merge_key, overwrite=overwrite)
+                table_version = self.offline.write(clean, self.merge_key, overwrite, self.event_time)
                 latest = [self._latest(clean)] if self.online_enabled else []
             else:
                 latest = []
-                table_version = self.offline.write_chunks(self._stream(df, latest), self.merge_key, overwrite)
+                stream = self._stream(df, latest)
+                table_version = self.offline.write_chunks(stream, self.merge_key, overwrite, self.event_time)
                 if table_version is None:  # no chunk at all: nothing to write
                     return
         except BaseException:

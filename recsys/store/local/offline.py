@@ -7,6 +7,12 @@ previous version (the orphaned files are ignored); older versions stay readable 
 The first insert creates the table; later inserts MERGE on the group's key (primary key + event time): matched
 rows are updated, new rows inserted. Re-running an insert is therefore idempotent. An overwrite (a backfill)
 replaces every row in one commit, and the replaced version stays readable by time travel.
+
+A MERGE scans and joins the whole target table, which at H&M scale (13M history snapshots with lists) takes more
+memory than a laptop has. A daily insert of a group with an event time usually holds only rows newer than every
+stored row: no key can match, so the MERGE would only insert. Such an insert is an append commit instead, which
+reads nothing but the stored event-time column's maximum. Re-running it (after a crash) is a MERGE again, because
+its rows are then no longer newer than the table: idempotence holds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
@@ -43,57 +50,69 @@ class DeltaOffline:
         table = self._table()
         return None if table is None else table.version()
 
-    def write(self, df: pl.DataFrame, merge_key: Sequence[str], overwrite: bool = False) -> int:
-        """Upsert ``df`` (already validated) in one commit, or replace the table with it; returns the new version."""
-        if (overwrite or self._table() is None) and df.height > SLICE_ROWS:
-            # slice by slice: Arrow copies one slice at a time, not the whole frame (H&M: 31M transactions, 2 GiB)
-            version = self.write_chunks(df.iter_slices(SLICE_ROWS), merge_key, overwrite)
-            assert version is not None
-            return version
-        frame = _to_delta(df)
-        if overwrite or self._table() is None:
-            frame.write_delta(str(self.path), mode="overwrite" if overwrite else "append")
-        else:
-            predicate = " AND ".join(f't."{key}" = s."{key}"' for key in merge_key)
-            (
-                frame.write_delta(
-                    str(self.path),
-                    mode="merge",
-                    delta_merge_options={"predicate": predicate, "source_alias": "s", "target_alias": "t"},
-                )
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
+    def write(
+        self, df: pl.DataFrame, merge_key: Sequence[str], overwrite: bool = False, event_time: str | None = None
+    ) -> int:
+        """Upsert ``df`` (already validated) in one commit, or replace the table with it; returns the new version.
+
+        With ``event_time`` (the last column of ``merge_key``), rows all newer than the table's newest are appended.
+        """
+        table = self._table()
+        if overwrite or table is None or self._all_newer(df, event_time):
+            if df.height > SLICE_ROWS:
+                # slice by slice: Arrow copies one slice at a time, not the whole frame (H&M: 31M transactions, 2 GiB)
+                return self._stream(df.iter_slices(SLICE_ROWS), overwrite)
+            _to_delta(df).write_delta(str(self.path), mode="overwrite" if overwrite else "append")
+            return self._latest_version()
+        predicate = " AND ".join(f't."{key}" = s."{key}"' for key in merge_key)
+        (
+            _to_delta(df)
+            .write_delta(
+                str(self.path),
+                mode="merge",
+                delta_merge_options={"predicate": predicate, "source_alias": "s", "target_alias": "t"},
             )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
         return self._latest_version()
 
-    def write_chunks(self, chunks: Iterator[pl.DataFrame], merge_key: Sequence[str], overwrite: bool) -> int | None:
+    def write_chunks(
+        self,
+        chunks: Iterator[pl.DataFrame],
+        merge_key: Sequence[str],
+        overwrite: bool,
+        event_time: str | None = None,
+    ) -> int | None:
         """Write validated chunks with disjoint keys in one commit; ``None`` when there is no chunk.
 
-        A new table or an overwrite streams: each chunk becomes its own Parquet file as it arrives (only one chunk
-        is in memory), and one Delta commit adds them all at the end — delta-rs' own writer keeps every batch of
-        a stream in memory until it commits. A failure before the commit leaves the table as it was (the files
-        written so far are not in the log); overwriting an existing table takes a delete commit first. An upsert
-        into an existing table needs the whole source for its MERGE: the chunks are concatenated first.
+        A new table, an overwrite or an append streams: each chunk becomes its own Parquet file as it arrives
+        (only one chunk is in memory), and one Delta commit adds them all at the end — delta-rs' own writer keeps
+        every batch of a stream in memory until it commits. A failure before the commit leaves the table as it
+        was (the files written so far are not in the log); overwriting an existing table takes a delete commit
+        first. An upsert into an existing table needs the whole source for its MERGE (or to know that every row
+        is newer, for an append): the chunks are concatenated first.
         """
         first = next(chunks, None)
         if first is None:
             return None
+        if not overwrite and self._table() is not None:
+            return self.write(pl.concat([first, *chunks]), merge_key, event_time=event_time)
+        return self._stream(itertools.chain([first], chunks), overwrite)
+
+    def _stream(self, chunks: Iterator[pl.DataFrame], overwrite: bool) -> int:
+        """Each chunk one Parquet file, then one commit that creates, replaces or appends to the table."""
         table = self._table()
-        if not overwrite and table is not None:
-            return self.write(pl.concat([first, *chunks]), merge_key)
         self.path.mkdir(parents=True, exist_ok=True)
+        first = next(chunks)
         schema = _to_delta(first).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
-        actions = []
-        for chunk in itertools.chain([first], chunks):
-            data = _to_delta(chunk).to_arrow(compat_level=pl.CompatLevel.oldest()).cast(schema)
-            name = f"part-{uuid.uuid4()}.snappy.parquet"
-            pq.write_table(data, self.path / name, compression="snappy")
-            stat = (self.path / name).stat()
-            stats = json.dumps({"numRecords": data.num_rows})
-            actions.append(AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), True, stats))
+        actions = [self._parquet_file(chunk, schema) for chunk in itertools.chain([first], chunks)]
         if table is None:
             create_table_with_add_actions(str(self.path), DeltaSchema.from_arrow(schema), actions, mode="append")
+            return self._latest_version()
+        if not overwrite:
+            table.create_write_transaction(actions, mode="append", schema=schema)
             return self._latest_version()
         # delta-rs adds files in a transaction but cannot remove them in the same one: an overwrite of an existing
         # table is a delete commit, then the add commit; if the add fails, the table is restored to before both.
@@ -105,6 +124,22 @@ class DeltaOffline:
             DeltaTable(str(self.path)).restore(before)
             raise
         return self._latest_version()
+
+    def _parquet_file(self, chunk: pl.DataFrame, schema: pa.Schema) -> AddAction:
+        """Write one chunk as a Parquet file of the table (not yet committed)."""
+        data = _to_delta(chunk).to_arrow(compat_level=pl.CompatLevel.oldest()).cast(schema)
+        name = f"part-{uuid.uuid4()}.snappy.parquet"
+        pq.write_table(data, self.path / name, compression="snappy")
+        stat = (self.path / name).stat()
+        stats = json.dumps({"numRecords": data.num_rows})
+        return AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), True, stats)
+
+    def _all_newer(self, df: pl.DataFrame, event_time: str | None) -> bool:
+        """Whether every row of ``df`` has an event time after every stored row's (so no key can match)."""
+        if event_time is None or df.height == 0:
+            return False
+        newest = self.scan().select(pl.col(event_time).max()).collect().item()
+        return newest is None or df.get_column(event_time).min() > newest
 
     def _latest_version(self) -> int:
         version = self.version()

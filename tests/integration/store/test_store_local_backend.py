@@ -44,6 +44,36 @@ def test_a_large_frame_is_written_in_slices_and_replaced_whole(local_project: Pr
     assert group.read(as_of_version=0).height == 10
 
 
+def test_rows_newer_than_the_table_are_appended_and_a_repeat_is_still_a_merge(
+    local_project: Project, monkeypatch
+) -> None:
+    group = local_project.feature_store.get_or_create_feature_group(
+        "history", 1, ["customer_id"], event_time="as_of", online_enabled=True
+    )
+    assert isinstance(group, LocalFeatureGroup)
+
+    def day(d: int) -> pl.Expr:
+        return pl.lit(f"2020-01-{d:02d}").str.to_datetime()
+
+    def rows(customers: list[str], d: int, n: int) -> pl.DataFrame:
+        return pl.DataFrame({"customer_id": customers, "n": [n] * len(customers)}).with_columns(day(d).alias("as_of"))
+
+    group.insert(rows(["a", "b"], 1, 1))
+    newer = rows(["a", "c"], 2, 2)
+    group.insert(newer)  # a daily insert: no stored key can match, so nothing of the table is joined
+    group.insert(newer)  # a re-run after a crash: the rows are not newer any more -> MERGE, no duplicates
+    group.insert(rows(["a"], 2, 3))  # same key, new value: updated in place
+    assert [c["operation"] for c in group.commit_details()] == ["MERGE", "MERGE", "WRITE", "WRITE"]
+    stored = group.read().sort("as_of", "customer_id")
+    assert stored.select("customer_id", "n").rows() == [("a", 1), ("b", 1), ("a", 3), ("c", 2)]
+    assert group.read(online=True).sort("customer_id")["n"].to_list() == [3, 1, 2]
+    # a large append streams in slices and still lands in one commit
+    monkeypatch.setattr(offline, "SLICE_ROWS", 2)
+    group.insert(rows(["a", "b", "c", "d", "e"], 3, 4))
+    assert group.commit_details(1)[0]["operation"] != "MERGE" and group.offline.version() == 4
+    assert group.read().height == 9 and group.read(online=True)["n"].to_list() == [4] * 5
+
+
 def test_dtypes_are_normalised_and_nested_types_survive_the_online_store(local_project: Project) -> None:
     group = local_project.feature_store.get_or_create_feature_group(
         "customer_history", 1, ["customer_id"], online_enabled=True
