@@ -311,8 +311,7 @@ def incremental(
         after = watermark + ONE_DAY  # snapshots up to here are stored already
         all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
         with log.step("article popularity snapshots") as step:
-            popularity = article_popularity_events(all_tx, until=run.last_day + ONE_DAY)
-            popularity = popularity.filter(pl.col("as_of") > after)
+            popularity = article_popularity_events(all_tx, until=run.last_day + ONE_DAY, after=after)
             rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=article_ids)
             popularity = validate(popularity, ARTICLE_POPULARITY.name, rules)
             step.rows = popularity.height
