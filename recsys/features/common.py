@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
@@ -92,6 +93,7 @@ def cutoff(as_of: datetime | date) -> datetime:
 
 
 CODE = "_c"  # a customer's integer code inside one computation: the index of its id in the sorted ids
+CODE_SLICE_ROWS = 4_000_000
 
 
 def with_customer_codes(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
@@ -101,9 +103,15 @@ def with_customer_codes(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
     several times faster, and numbering the ids in sorted order keeps their order.
     """
     ids = frame.get_column(CUSTOMER_ID).unique().sort()
-    codes = pl.DataFrame({CUSTOMER_ID: ids, CODE: pl.int_range(ids.len(), dtype=pl.UInt32, eager=True)})
-    coded = frame.join(codes, on=CUSTOMER_ID, how="left", maintain_order="left").drop(CUSTOMER_ID)
-    return coded, ids
+    lookup = pl.DataFrame({CUSTOMER_ID: ids, CODE: pl.int_range(ids.len(), dtype=pl.UInt32, eager=True)})
+    # Joined slice by slice: one join over every row holds all of its ids and hash tables at once (H&M: +1.8 GiB,
+    # against +0.5 GiB in slices, in the same time).
+    parts = [
+        part.join(lookup, on=CUSTOMER_ID, how="left", maintain_order="left").get_column(CODE)
+        for part in frame.select(CUSTOMER_ID).iter_slices(CODE_SLICE_ROWS)
+    ]
+    codes = pl.concat(parts, rechunk=True) if parts else pl.Series(CODE, [], dtype=pl.UInt32)
+    return frame.drop(CUSTOMER_ID).with_columns(codes), ids
 
 
 def daily_purchases(transactions: pl.DataFrame, before: datetime | None = None) -> tuple[pl.DataFrame, pl.Series]:
@@ -115,14 +123,14 @@ def daily_purchases(transactions: pl.DataFrame, before: datetime | None = None) 
     or after ``before``'s day are left out.
 
     Customers are identified by ``_c``, the index of their id in the returned sorted ids (see
-    :func:`with_customer_codes`). Columns: ``_c`` (UInt32), ``article_id``, ``t_dat``, ``quantity`` (Int64),
-    ``spend``, ``priced_units``; sorted by customer, day, article — every customer's purchase sequence.
+    :func:`with_customer_codes`). Columns: ``_c`` (UInt32), ``article_id``, ``t_dat``, ``quantity`` (Int32),
+    ``spend``, ``priced_units`` (Int32); sorted by customer, day, article — every customer's purchase sequence.
     """
     lf = transactions.lazy()
     if before is not None:
         lf = lf.filter(pl.col(T_DAT) < cutoff(before))
     priced = pl.col(PRICE).is_not_null()
-    quantity = pl.col(QUANTITY).cast(pl.Int64)
+    quantity = pl.col(QUANTITY).cast(pl.Int32)  # units of one article on one day: 32 bits hold them (H&M: -0.5 GiB)
     rows = lf.select(
         CUSTOMER_ID,
         ARTICLE_ID,
@@ -132,9 +140,35 @@ def daily_purchases(transactions: pl.DataFrame, before: datetime | None = None) 
         pl.when(priced).then(quantity).otherwise(0).alias("priced_units"),
     ).collect()
     rows, ids = with_customer_codes(rows)
-    rows = rows.sort(CODE, T_DAT, ARTICLE_ID)
+    rows = _by_customer_day_article(rows)  # the only reference: the unsorted rows are freed
     daily = collapse_runs(rows, [CODE, T_DAT, ARTICLE_ID], [QUANTITY, "spend", "priced_units"])
+    del rows
     return daily.select(CODE, ARTICLE_ID, T_DAT, QUANTITY, "spend", "priced_units"), ids
+
+
+def _by_customer_day_article(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` sorted by customer code, day, article.
+
+    Rows usually come in day and article order within a customer already (the ``transactions`` feature group is
+    sorted by day, customer, article): then a stable sort by the customer code alone is enough, and numpy's
+    (a radix sort of the codes, then one gather) needs a fraction of the memory of polars' three-key sort (H&M:
+    +0.2 GiB instead of +1.3 GiB). Otherwise the full sort follows.
+    """
+    rows = rows[np.argsort(rows.get_column(CODE).to_numpy(), kind="stable")]
+
+    def previous(col: str) -> pl.Expr:
+        return pl.col(col).shift()
+
+    in_order = rows.select(
+        (
+            (pl.col(CODE) != previous(CODE))
+            | (pl.col(T_DAT) > previous(T_DAT))
+            | ((pl.col(T_DAT) == previous(T_DAT)) & (pl.col(ARTICLE_ID) >= previous(ARTICLE_ID)))
+        )
+        .fill_null(True)
+        .all()
+    ).item()
+    return rows if in_order else rows.sort(CODE, T_DAT, ARTICLE_ID)
 
 
 def to_day(ts: pl.Expr) -> pl.Expr:

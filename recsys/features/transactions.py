@@ -94,6 +94,7 @@ def transaction_features(
     rows, ids = with_customer_codes(rows)  # group and sort by an integer, not a 64-character string
     rows = rows.sort(T_DAT, CODE, ARTICLE_ID)
     daily = collapse_runs(rows, [T_DAT, CODE, ARTICLE_ID], [QUANTITY, "_spend", "_priced"], aggs)
+    del rows  # H&M: 1.4 GiB that the output does not need
     return daily.select(
         ids.gather(daily.get_column(CODE)).alias(CUSTOMER_ID),
         ARTICLE_ID,
