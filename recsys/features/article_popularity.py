@@ -115,8 +115,12 @@ def article_popularity_events(
     day = sales.get_column(T_DAT).cast(pl.Date).to_physical().to_numpy().astype(np.int64)
     first_day = int(day.min())
     day -= first_day  # >= 0, so that (article, day) packs into one sortable integer
+
+    def day_of(moment: datetime | date) -> int:  # the relative day of a moment's day
+        return (cutoff(moment).date() - EPOCH).days - first_day
+
     last_day = int(day.max()) + max(CHANGE_OFFSETS)  # the latest possible change
-    horizon = int(day.max()) + 1 if until is None else (cutoff(until).date() - EPOCH).days - first_day
+    horizon = int(day.max()) + 1 if until is None else day_of(until)
     bits = max(last_day, 1).bit_length()
     quantity = sales.get_column(QUANTITY).to_numpy()
     total = np.cumsum(quantity)
@@ -140,7 +144,7 @@ def article_popularity_events(
     # Keep a snapshot only where a number changed since the article's previous one (the first always counts).
     changed = group_starts(snap_article, *units)
     if after is not None:
-        changed &= snap_day > (cutoff(after).date() - EPOCH).days - first_day
+        changed &= snap_day > day_of(after)
     ids = sales.get_column(ARTICLE_ID).gather(np.flatnonzero(starts)).gather(snap_article[changed])
     return _snapshot_frame(ids, snap_day[changed] + first_day, *(u[changed] for u in units))
 
