@@ -232,16 +232,29 @@ def customer_history_event_chunks(
     pairs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
     def chunks() -> Iterator[pl.DataFrame]:
+        spent = 0.0  # the running float sum of spend carries over, so every chunk adds in the one-call order
         for start, end in pairs:
-            yield _events(daily.slice(start, end - start), ids, articles, n_last, affinity, market)
+            part = daily.slice(start, end - start)
+            yield _events(part, ids, articles, n_last, affinity, market, spent)
+            spent = float(np.cumsum(np.r_[spent, part.get_column("spend").to_numpy()])[-1])
 
     return len(pairs), chunks()
 
 
 def _events(
-    daily: pl.DataFrame, ids: pl.Series, articles: pl.DataFrame, n_last: int, affinity: list[str], market: pl.DataFrame
+    daily: pl.DataFrame,
+    ids: pl.Series,
+    articles: pl.DataFrame,
+    n_last: int,
+    affinity: list[str],
+    market: pl.DataFrame,
+    spent_before: float = 0.0,
 ) -> pl.DataFrame:
-    """The snapshots of the customers in ``daily`` (whole customers, sorted by customer, day, article)."""
+    """The snapshots of the customers in ``daily`` (whole customers, sorted by customer, day, article).
+
+    ``spent_before``: the running sum of ``spend`` over the rows before ``daily`` in the one-call order. Float sums
+    round by their order; carried over, they give every chunk the bits of the one-call result.
+    """
     n = daily.height
     cust = daily.get_column(CODE).to_numpy()
     day = daily.get_column(T_DAT).to_physical().to_numpy()
@@ -250,8 +263,8 @@ def _events(
     day_end = np.roll(group_starts(cust, day), -1) if n else np.zeros(0, dtype=bool)  # last row of its day
     snap_of_row = np.cumsum(day_end) - day_end  # index of the snapshot a row belongs to
 
-    def running(values: np.ndarray) -> np.ndarray:  # cumulative sum within the customer, up to this row
-        total = np.cumsum(values)
+    def running(values: np.ndarray, before: float | int = 0) -> np.ndarray:  # sum within the customer, to this row
+        total = np.cumsum(np.r_[before, values])[1:] if before else np.cumsum(values)
         return total - (total - values)[first]
 
     new_article = daily.select(pl.col(ARTICLE_ID).is_first_distinct().over(CODE)).to_series().to_numpy()
@@ -263,7 +276,7 @@ def _events(
             "n_purchases": ends - first[ends] + 1,
             "n_units": running(daily.get_column(QUANTITY).to_numpy())[ends],
             "n_distinct_articles": running(new_article.astype(np.int64))[ends],
-            "spend": running(daily.get_column("spend").to_numpy())[ends],
+            "spend": running(daily.get_column("spend").to_numpy(), spent_before)[ends],
             "priced_units": running(daily.get_column("priced_units").to_numpy())[ends],
         }
     )

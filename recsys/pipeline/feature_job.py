@@ -75,7 +75,7 @@ class FeatureOptions:
     on_bad_rows: OnBadRows = "fail"
     until: datetime | None = None  # use transactions up to and including this day (default: all)
     now: datetime | None = None  # "now" for the not-in-the-future rules (default: the wall clock)
-    history_chunk_rows: int = 2_000_000  # daily purchases per chunk of whole customers for history snapshots
+    history_chunk_rows: int = 1_000_000  # daily purchases per chunk of whole customers for history snapshots
 
 
 @dataclass
