@@ -17,11 +17,12 @@ from recsys.features.customer_history import (
     market_prices,
 )
 from recsys.features.customers import age_group, customer_features
-from recsys.features.transactions import month_features, transaction_features
+from recsys.features.transactions import month_features, transaction_features, with_month_features
 from recsys.features.validation import (
     PRIMARY_KEYS,
     FeatureValidationError,
     Rule,
+    month_rules,
     rules_for,
     split_valid,
     validate,
@@ -44,8 +45,10 @@ __all__ = [
     "feature_name",
     "market_prices",
     "month_features",
+    "month_rules",
     "rules_for",
     "split_valid",
     "transaction_features",
     "validate",
+    "with_month_features",
 ]

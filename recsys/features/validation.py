@@ -154,6 +154,11 @@ def midnight(column: str) -> Rule:
 # ----------------------------------------------------------------------------------------------- group rules
 
 
+def month_rules() -> list[Rule]:
+    """The range of ``month_sin`` and ``month_cos`` (a backfill adds them after the other rules ran)."""
+    return [in_range(c, -1, 1) for c in ("month_sin", "month_cos")]
+
+
 def rules_for(
     group: str,
     df: pl.DataFrame,
@@ -190,7 +195,7 @@ def rules_for(
         rules += [not_empty(c) for c in ("description",) if c in cols]
     elif group == "transactions":
         rules += [in_range("quantity", 1), in_range("price", 0, allow_null=True), midnight("t_dat")]
-        rules += [in_range(c, -1, 1) for c in ("month_sin", "month_cos")]
+        rules += month_rules() if {"month_sin", "month_cos"} <= cols else []
         if today is not None:
             rules.append(not_after("t_dat", now if isinstance(now, datetime) else today))
     elif group == "customer_history":

@@ -40,10 +40,12 @@ from recsys.features import (
     customer_features,
     customer_history_event_chunks,
     market_prices,
+    month_rules,
     rules_for,
     split_valid,
     transaction_features,
     validate,
+    with_month_features,
 )
 from recsys.features.common import cutoff
 from recsys.pipeline.groups import (
@@ -170,8 +172,9 @@ def _counted(chunks: Iterator[pl.DataFrame], counter: list[int]) -> Iterator[pl.
 Frames = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
 
 
-def _clean_sources(ds: Dataset, tx_source: pl.DataFrame, log: RunLog) -> Frames:
-    """Customers, articles and daily transactions as feature frames (not yet validated)."""
+def _clean_sources(ds: Dataset, tx_source: pl.DataFrame, log: RunLog, *, month: bool = True) -> Frames:
+    """Customers, articles and daily transactions as feature frames (not yet validated); ``month``: see
+    :func:`~recsys.features.transaction_features`."""
     with log.step("customers: clean attributes") as step:
         customers = customer_features(ds.customers, _features_of(ds, "customers"))
         step.rows = customers.height
@@ -179,7 +182,7 @@ def _clean_sources(ds: Dataset, tx_source: pl.DataFrame, log: RunLog) -> Frames:
         articles = article_features(ds.articles, _features_of(ds, "articles"))
         step.rows = articles.height
     with log.step("transactions: daily purchases") as step:
-        tx = transaction_features(tx_source, _features_of(ds, "transactions"))
+        tx = transaction_features(tx_source, _features_of(ds, "transactions"), month=month)
         step.rows = tx.height
     return customers, articles, tx
 
@@ -201,7 +204,8 @@ def backfill(
     now = options.now or datetime.now()
     check = Checker(options.on_bad_rows, now)
     run = FeatureRun("backfill", ds.name, log)
-    customers, articles, tx = _clean_sources(ds, _until(ds.transactions, options.until), log)
+    # the month columns join the transactions only for their write: the history step does not need them
+    customers, articles, tx = _clean_sources(ds, _until(ds.transactions, options.until), log, month=False)
     # The raw rows are not needed any more: a caller that does not keep the data set gets their memory back.
     ds = replace(ds, transactions=ds.transactions.clear())
     if tx.height == 0:
@@ -231,6 +235,7 @@ def backfill(
         history = _history_chunks(tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log)
         CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(prefetched(history), counter), overwrite=True)
         step.rows = run.written[CUSTOMER_HISTORY.name] = counter[0]
+    tx = validate(with_month_features(tx), TRANSACTIONS.name, month_rules())
     for group, frame in ((TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles)):
         with log.step(f"write {group.name}") as step:
             group.get_or_create(fs).insert(frame, overwrite=True)

@@ -8,9 +8,10 @@ from datetime import datetime
 import polars as pl
 import pytest
 from featdata import day, transactions
+from polars.testing import assert_frame_equal
 
 from recsys.data.dataset import FeatureSpec
-from recsys.features import transaction_features
+from recsys.features import transaction_features, with_month_features
 from recsys.features.transactions import month_features
 
 CHANNEL = {"sales_channel_id": FeatureSpec("categorical")}
@@ -86,3 +87,10 @@ def test_numeric_feature_is_averaged_and_names_are_made_storable() -> None:
 def test_columns_the_spec_does_not_type_are_left_out() -> None:
     tx = transactions([("c1", 1, day(1))], untyped=["x"])
     assert "untyped" not in transaction_features(tx, CHANNEL).columns
+
+
+def test_month_columns_added_later_equal_the_one_call_frame() -> None:
+    tx = transactions([("c1", 1, day(1)), ("c2", 2, day(40))], sales_channel_id=["1", "2"])
+    without = transaction_features(tx, CHANNEL, month=False)
+    assert "month_sin" not in without.columns and "month_cos" not in without.columns
+    assert_frame_equal(with_month_features(without), transaction_features(tx, CHANNEL), check_exact=True)
