@@ -648,10 +648,17 @@ class SavedTower:
         self._loaded = tf.saved_model.load(str(path))
         self._serve = self._loaded.signatures["serving_default"]
         self.input_specs = dict(self._serve.structured_input_signature[1])
+        # The graph's own input order (its placeholders carry the input names). Calling the graph with a flat
+        # list skips the keyword signature's per-call checks: 0.8 ms of a one-row serving call, twice the graph.
+        names = [t.name.split(":")[0] for t in self._serve.inputs[: len(self.input_specs)]]
+        self._flat_order = names if set(names) == set(self.input_specs) else None
 
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         args = {k: tf.constant(inputs[k], dtype=spec.dtype) for k, spec in self.input_specs.items()}
-        return self._serve(**args)[EMBEDDING].numpy()
+        if self._flat_order is None:
+            return self._serve(**args)[EMBEDDING].numpy()
+        flat = [args[name] for name in self._flat_order]
+        return self._serve._call_flat(flat, self._serve.captured_inputs)[EMBEDDING].numpy()
 
 
 def save_two_tower(model: TwoTowerModel, directory: str | Path) -> Path:
