@@ -1,9 +1,13 @@
 """The order stage: from scored candidates to the answer of each instance.
 
-Within each query: the model's tier before the popularity tier, then score (high first), then retrieval rank;
-an article once; one article per ``group_column`` value (H&M's ``product_code``: colour variants of one product
-would otherwise fill the list); at most ``max_per_type`` articles per ``type_column`` value; then ``top_k``.
-One sort of the whole request, then order-preserving de-duplication and cuts (no per-query work).
+Within each query: the model's tier before the popularity tier, then score (high first), then retrieval rank,
+then article id; an article once; one article per ``group_column`` value (H&M's ``product_code``: colour variants
+of one product would otherwise fill the list); at most ``max_per_type`` articles per ``type_column`` value; then
+``top_k``. One sort of the whole request, then order-preserving de-duplication and cuts (no per-query work).
+
+A request is a few hundred rows: numpy on the columns, and one gather of the kept rows at the end. Each polars
+operation has a fixed cost of tens of microseconds that would add up to more than the work (the lazy polars
+plan this replaces took ~1.2 ms per request on the H&M catalogue).
 """
 
 from __future__ import annotations
@@ -13,39 +17,67 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID
 from recsys.serving.options import ServingOptions
-from recsys.serving.retrieve import QUERY, TIER
+from recsys.serving.retrieve import QUERY, TIER, positions
 from recsys.training.ranking_features import RETRIEVAL_RANK
 
 SCORE, POSITION = "score", "position"
-_GROUP = "_group"
 
 
-def order(scored: pl.DataFrame | pl.LazyFrame, top_k: np.ndarray, options: ServingOptions) -> pl.DataFrame:
+def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> pl.DataFrame:
     """``scored`` (query, article_id, score, tier, retrieval_rank + article columns) cut to each query's answer.
 
     ``top_k[q]`` is the answer length of query ``q``. Returns the kept rows with ``position`` (0 = first), sorted
-    by query and position. One lazy plan, one ``collect``: a request is a few hundred rows, where every eager
-    call's fixed cost would add up to more than the work.
+    by query and position.
     """
-    ranked = scored.lazy().sort(
-        [QUERY, TIER, SCORE, RETRIEVAL_RANK, ARTICLE_ID], descending=[False, False, True, False, False]
-    )
-    names = ranked.collect_schema().names()
+    query = scored.get_column(QUERY).to_numpy()
+    article = _codes(scored.get_column(ARTICLE_ID))
+    rank = scored.get_column(RETRIEVAL_RANK).to_numpy()
+    score = scored.get_column(SCORE).to_numpy()
+    tier = scored.get_column(TIER).to_numpy()
+    rows = np.lexsort((article, rank, -score, tier, query))  # the last key is the first sort key
+    query, article = query[rows], article[rows]
     group = options.group_column
-    if group and group in names:
+    if group and group in scored.columns:
         # an article without a group value is its own group; a repeated article has its first row's group, so
         # the first row of each group is also the article's first row
-        value = pl.coalesce(pl.col(group).cast(pl.String), pl.lit("\x00") + pl.col(ARTICLE_ID).cast(pl.String))
-        ranked = ranked.filter(pl.struct(pl.col(QUERY), value.alias(_GROUP)).is_first_distinct())
+        values = scored.get_column(group)
+        codes = _codes(values)[rows]
+        alone = values.is_null().to_numpy()[rows]
+        codes = np.where(alone, codes.max(initial=0) + 1 + article, codes)
+        keep = _first_of(query, codes)
     else:
-        ranked = ranked.filter(pl.struct(QUERY, ARTICLE_ID).is_first_distinct())
+        keep = _first_of(query, article)
+    rows, query = rows[keep], query[keep]
     kind = options.type_column
-    if options.max_per_type > 0 and kind and kind in names:
-        ranked = ranked.filter(pl.int_range(pl.len()).over([QUERY, kind]) < options.max_per_type)
-    limits = pl.Series(np.asarray(top_k, dtype=np.int64))
-    position = pl.int_range(pl.len(), dtype=pl.Int32).over(QUERY)
-    return (
-        ranked.with_columns(position.alias(POSITION))
-        .filter(pl.col(POSITION) < pl.lit(limits).gather(pl.col(QUERY)))
-        .collect(engine="in-memory")
-    )
+    if options.max_per_type > 0 and kind and kind in scored.columns:
+        keep = _count_within(query, _codes(scored.get_column(kind))[rows]) < options.max_per_type
+        rows, query = rows[keep], query[keep]
+    position = positions(query)  # rows are grouped by query, in answer order
+    keep = position < np.asarray(top_k, dtype=np.int64)[query]
+    kept = scored[pl.Series(rows[keep], dtype=pl.UInt32)]
+    return kept.with_columns(pl.Series(POSITION, position[keep], dtype=pl.Int32))
+
+
+def _codes(values: pl.Series) -> np.ndarray:
+    """Integer codes 0.. that sort like the values (nulls share one code: callers that care check nulls)."""
+    if values.dtype == pl.String:
+        values = values.fill_null("")
+    return np.unique(values.to_numpy(), return_inverse=True)[1].astype(np.int64)
+
+
+def _first_of(query: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Mask of the rows that are the first of their (query, key) pair, in row order."""
+    pairs = query * (int(key.max(initial=0)) + 1) + key
+    _, first = np.unique(pairs, return_index=True)
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[first] = True
+    return keep
+
+
+def _count_within(query: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows share its (query, key) pair."""
+    pairs = query * (int(key.max(initial=0)) + 1) + key
+    by_pair = np.argsort(pairs, kind="stable")
+    count = np.empty(len(pairs), dtype=np.int64)
+    count[by_pair] = positions(pairs[by_pair])
+    return count
