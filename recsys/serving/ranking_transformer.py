@@ -214,16 +214,27 @@ class RankingTransformer(Model):
         self, plan: RankingPlan, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> Payload:
         with timed(plan.timings, "order"):
-            scored = plan.ranked.with_columns(pl.Series(SCORE, plan.scores, dtype=pl.Float64))
-            candidates = (  # lazy: order() runs the join and its own steps as one plan
-                plan.candidates.lazy()
-                .join(scored.lazy(), on=[QUERY, ARTICLE_ID], how="left", maintain_order="left")
-                .with_columns(pl.coalesce(SCORE, pl.col(RETRIEVAL_SCORE).cast(pl.Float64)))
-            )
-            answer = order(candidates, np.array([i.top_k for i in plan.instances]), self.options)
+            answer = order(self._scored(plan), np.array([i.top_k for i in plan.instances]), self.options)
             predictions = self._predictions(plan, answer)
         plan.timings["total"] = (time.perf_counter() - plan.started) * 1000
         return {"predictions": predictions, "run_id": self.run.run_id, "timings_ms": rounded(plan.timings)}
+
+    @staticmethod
+    def _scored(plan: RankingPlan) -> pl.DataFrame:
+        """The candidates with ``score``: the ranker's on the model tier rows it scored, else the retrieval score
+        (the popular tier keeps its own, also for an article the model tier holds too: order() drops that one)."""
+        candidates, ranked = plan.candidates, plan.ranked
+        score = candidates.get_column(RETRIEVAL_SCORE).cast(pl.Float64).to_numpy().copy()
+        n = ranked.height
+        head = candidates.head(n)
+        if all(head.get_column(c).equals(ranked.get_column(c)) for c in (QUERY, ARTICLE_ID)):
+            # the ranked rows are the model tier, in order, at the top of the candidates: no join needed
+            score[:n] = plan.scores
+            return candidates.with_columns(pl.Series(SCORE, score))
+        model_tier = pl.lit(MODEL_TIER, pl.Int8).alias(TIER)
+        scored = ranked.with_columns(pl.Series(SCORE, plan.scores, dtype=pl.Float64), model_tier)
+        joined = candidates.join(scored, on=[QUERY, ARTICLE_ID, TIER], how="left", maintain_order="left")
+        return joined.with_columns(pl.coalesce(SCORE, pl.col(RETRIEVAL_SCORE).cast(pl.Float64)))
 
     def _predictions(self, plan: RankingPlan, answer: pl.DataFrame) -> list[dict[str, Any]]:
         """The JSON answer of each instance (the rows of ``answer`` are in query, position order)."""
