@@ -63,3 +63,14 @@ def test_empty() -> None:
 def test_positions() -> None:
     assert positions(np.array([0, 0, 0, 2, 2, 5])).tolist() == [0, 1, 2, 0, 1, 0]
     assert positions(np.array([], dtype=np.int64)).tolist() == []
+
+
+def test_string_ids_and_exact_ties_order_by_article_id() -> None:
+    frame = candidates().with_columns(pl.format("a{}", "article_id").alias("article_id"))
+    assert answers(order(frame, np.array([10, 2]), ServingOptions())) == {
+        0: ["a2", "a3", "a4", "a5", "a6"],
+        1: ["a6", "a1"],
+    }
+    tied = frame.head(2).with_columns(pl.lit(0.5).alias("score"), pl.lit(0, pl.Int32).alias("retrieval_rank"))
+    out = order(tied.reverse(), np.array([5]), ServingOptions(group_column=""))
+    assert out["article_id"].to_list() == ["a1", "a2"]
