@@ -44,9 +44,9 @@ def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> p
         codes = _codes(values)[rows]
         alone = values.is_null().to_numpy()[rows]
         codes = np.where(alone, codes.max(initial=0) + 1 + article, codes)
-        keep = _first_of(query, codes)
+        keep = _count_within(query, codes) == 0
     else:
-        keep = _first_of(query, article)
+        keep = _count_within(query, article) == 0
     rows, query = rows[keep], query[keep]
     kind = options.type_column
     if options.max_per_type > 0 and kind and kind in scored.columns:
@@ -67,15 +67,6 @@ def _codes(values: pl.Series, *, sorted_like: bool = False) -> np.ndarray:
     if sorted_like:
         return values.rank("dense").fill_null(0).to_numpy().astype(np.int64)
     return values.cast(pl.String).fill_null("").cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
-
-
-def _first_of(query: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Mask of the rows that are the first of their (query, key) pair, in row order."""
-    pairs = query * (int(key.max(initial=0)) + 1) + key
-    _, first = np.unique(pairs, return_index=True)
-    keep = np.zeros(len(pairs), dtype=bool)
-    keep[first] = True
-    return keep
 
 
 def _count_within(query: np.ndarray, key: np.ndarray) -> np.ndarray:
