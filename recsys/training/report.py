@@ -37,7 +37,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
 
 def _plot_training(history: Sequence[Mapping[str, float]], path: Path) -> None:
     epochs = [row["epoch"] for row in history]
-    recall_key = next((key for key in history[0] if key.startswith("val_recall_at_")), None)
+    recall_key = next((key for key in history[0] if key.startswith("val_")), None)
     fig = Figure(figsize=(6, 3.5))
     left = fig.subplots()
     left.plot(epochs, [row["loss"] for row in history], "o-", color="tab:blue", label="training loss")
@@ -46,7 +46,8 @@ def _plot_training(history: Sequence[Mapping[str, float]], path: Path) -> None:
     if recall_key:
         right = left.twinx()
         right.plot(epochs, [row[recall_key] for row in history], "s-", color="tab:orange")
-        right.set_ylabel(recall_key.replace("val_recall_at_", "validation recall@"), color="tab:orange")
+        label = recall_key.removeprefix("val_").replace("_at_", "@").replace("_", " ")
+        right.set_ylabel(f"validation {label}", color="tab:orange")
     left.set_title("two-tower training")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

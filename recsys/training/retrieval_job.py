@@ -275,7 +275,8 @@ def train_retrieval(
         data.articles,
         features,
         customers_df=data.customers,
-        val_start=data.split.val_start if data.split.per_customer is None else None,
+        val_start=data.split.val_start,
+        per_row=data.split.per_customer is not None,
         log=log,
     )
     table, _ = evaluate_test(model, data, oracle)

@@ -61,6 +61,7 @@ from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.features.common import cutoff
 from recsys.features.customer_history import LAST_ARTICLES
 from recsys.training import retrieval_eval
+from recsys.training.metrics import top_k_accuracy
 from recsys.training.retrieval_data import (
     ARTICLE_INDEX,
     EXAMPLE_AGE,
@@ -719,10 +720,11 @@ class _Validation(keras.callbacks.Callback):
         n_examples: int,
         patience: int,
         log: Callable[[str], None],
-        k: int,
+        metric: str,
     ) -> None:
         super().__init__()
-        self.evaluate, self.n_examples, self.patience, self.log, self.k = evaluate, n_examples, patience, log, k
+        self.evaluate, self.n_examples, self.patience, self.log = evaluate, n_examples, patience, log
+        self.metric = metric  # e.g. "recall@100"
         self.history: list[dict[str, float]] = []
         self.best, self.best_weights, self.wait = -1.0, None, 0
 
@@ -735,14 +737,14 @@ class _Validation(keras.callbacks.Callback):
         row = {
             "epoch": epoch + 1,
             "loss": float((logs or {}).get("loss", float("nan"))),
-            f"val_recall_at_{self.k}": recall,
+            "val_" + self.metric.replace("@", "_at_"): recall,
             "train_seconds": seconds,
             "examples_per_s": self.n_examples / seconds,
             "eval_seconds": time.perf_counter() - self._start - seconds,
         }
         self.history.append(row)
         self.log(
-            f"epoch {row['epoch']}: loss {row['loss']:.4f}  val recall@{self.k} {recall:.4f}  "
+            f"epoch {row['epoch']}: loss {row['loss']:.4f}  val {self.metric} {recall:.4f}  "
             f"{row['examples_per_s']:,.0f} examples/s ({seconds:.1f} s + eval {row['eval_seconds']:.1f} s)"
         )
         if recall > self.best:
@@ -762,6 +764,7 @@ def fit(
     *,
     customers_df: pl.DataFrame | None = None,
     val_start: datetime | date | None = None,
+    per_row: bool = False,
     log: Callable[[str], None] = print,
 ) -> tuple[TwoTowerModel, list[dict[str, float]]]:
     """Train on ``train_df`` (retrieval rows), early-stopping on validation recall@``config.eval_k``.
@@ -769,7 +772,9 @@ def fit(
     Validation follows the evaluation protocol (design §6): the customers who bought in ``val_df``, their query
     state as of ``val_start`` (default: the first day of ``val_df``; history from ``train_df`` only), scored
     over the whole catalogue ``articles_df``. ``customers_df`` (e.g. the ``customers`` view) supplies the
-    customers' attributes; by default they come from the retrieval rows. The best epoch's weights are restored.
+    customers' attributes; by default they come from the retrieval rows. ``per_row`` instead watches top-K
+    accuracy over the rows of ``val_df``, each queried from its own point-in-time features: the per-customer
+    split's protocol, where validation has no single as-of day. The best epoch's weights are restored.
     Returns the model and one dict per epoch (loss, validation recall, examples/s).
     """
     if train_df.height == 0 or val_df.height == 0:
@@ -777,30 +782,58 @@ def fit(
     model = build_model(config, features, train_df, articles_df)
     schema = model.schema
     assert schema is not None
-    start = cutoff(val_start or val_df.get_column(T_DAT).min())
-    truth = val_df.filter(pl.col(T_DAT) >= start)
-    attributes = customers_df if customers_df is not None else customer_attributes(train_df, val_df, schema=schema)
-    who = truth.select(CUSTOMER_ID).unique(maintain_order=True).join(attributes, on=CUSTOMER_ID, how="left")
-    # the validation queries are fixed: their as-of state is computed once, not every epoch
-    queries = query_inputs(queries_as_of(who, train_df, articles_df, start, schema), schema, at=start)
     catalogue = candidate_inputs(articles_df, schema)
-    customer_ids = who.get_column(CUSTOMER_ID).to_numpy()
-    article_ids = articles_df.get_column(ARTICLE_ID).to_numpy()
     query_fn, candidate_fn = tower_function(model.query_model), tower_function(model.candidate_model)
+    k = config.eval_k
+    if per_row:
+        metric = f"top_{k}_accuracy"
+        evaluate = _per_row_accuracy(query_fn, candidate_fn, schema, val_df, articles_df, k)
+    else:
+        start = cutoff(val_start or val_df.get_column(T_DAT).min())
+        truth = val_df.filter(pl.col(T_DAT) >= start)
+        attributes = customers_df if customers_df is not None else customer_attributes(train_df, val_df, schema=schema)
+        who = truth.select(CUSTOMER_ID).unique(maintain_order=True).join(attributes, on=CUSTOMER_ID, how="left")
+        # the validation queries are fixed: their as-of state is computed once, not every epoch
+        queries = query_inputs(queries_as_of(who, train_df, articles_df, start, schema), schema, at=start)
+        customer_ids = who.get_column(CUSTOMER_ID).to_numpy()
+        article_ids = articles_df.get_column(ARTICLE_ID).to_numpy()
 
-    def evaluate() -> float:
-        recs = retrieval_eval.recommend(
-            retrieval_eval.embed(query_fn, queries),
-            retrieval_eval.embed(candidate_fn, catalogue),
-            customer_ids,
-            article_ids,
-            n=config.eval_k,
-        )
-        return retrieval_eval.recall(recs, truth, (config.eval_k,))[f"recall@{config.eval_k}"]
+        def evaluate() -> float:
+            recs = retrieval_eval.recommend(
+                retrieval_eval.embed(query_fn, queries),
+                retrieval_eval.embed(candidate_fn, catalogue),
+                customer_ids,
+                article_ids,
+                n=k,
+            )
+            return retrieval_eval.recall(recs, truth, (k,))[f"recall@{k}"]
+
+        metric = f"recall@{k}"
 
     data = model.dataset(train_df, articles_df, batch_size=config.batch_size, seed=config.seed)
-    callback = _Validation(evaluate, train_df.height, config.patience, log, config.eval_k)
+    callback = _Validation(evaluate, train_df.height, config.patience, log, metric)
     model.fit(data, epochs=config.epochs, callbacks=[callback], verbose=0)
     if callback.best_weights is not None:
         model.set_weights(callback.best_weights)
     return model, callback.history
+
+
+def _per_row_accuracy(
+    query_fn: Callable[[Mapping[str, np.ndarray]], np.ndarray],
+    candidate_fn: Callable[[Mapping[str, np.ndarray]], np.ndarray],
+    schema: TowerFeatures,
+    rows: pl.DataFrame,
+    articles: pl.DataFrame,
+    k: int,
+) -> Callable[[], float]:
+    """Top-``k`` accuracy of ``rows``, each from its own point-in-time query features, over the whole catalogue."""
+    queries, catalogue = query_inputs(rows, schema), candidate_inputs(articles, schema)
+    true_rows = catalogue_rows(rows, articles)
+
+    def evaluate() -> float:
+        ranks = retrieval_eval.truth_ranks(
+            retrieval_eval.embed(query_fn, queries), retrieval_eval.embed(candidate_fn, catalogue), true_rows
+        )
+        return top_k_accuracy(ranks, k)
+
+    return evaluate
