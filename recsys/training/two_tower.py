@@ -787,7 +787,8 @@ def fit(
     k = config.eval_k
     if per_row:
         metric = f"top_{k}_accuracy"
-        evaluate = _per_row_accuracy(query_fn, candidate_fn, schema, val_df, articles_df, k)
+        rows = query_inputs(val_df, schema), catalogue_rows(val_df, articles_df)
+        evaluate = _per_row_accuracy(query_fn, candidate_fn, *rows, catalogue, k)
     else:
         start = cutoff(val_start or val_df.get_column(T_DAT).min())
         truth = val_df.filter(pl.col(T_DAT) >= start)
@@ -821,14 +822,13 @@ def fit(
 def _per_row_accuracy(
     query_fn: Callable[[Mapping[str, np.ndarray]], np.ndarray],
     candidate_fn: Callable[[Mapping[str, np.ndarray]], np.ndarray],
-    schema: TowerFeatures,
-    rows: pl.DataFrame,
-    articles: pl.DataFrame,
+    queries: Mapping[str, np.ndarray],
+    true_rows: np.ndarray,
+    catalogue: Mapping[str, np.ndarray],
     k: int,
 ) -> Callable[[], float]:
-    """Top-``k`` accuracy of ``rows``, each from its own point-in-time query features, over the whole catalogue."""
-    queries, catalogue = query_inputs(rows, schema), candidate_inputs(articles, schema)
-    true_rows = catalogue_rows(rows, articles)
+    """Top-``k`` accuracy of the rows behind ``queries`` (each row's own point-in-time query inputs; ``true_rows``
+    their bought article's catalogue row) over the whole catalogue."""
 
     def evaluate() -> float:
         ranks = retrieval_eval.truth_ranks(
