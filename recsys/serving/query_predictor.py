@@ -1,12 +1,15 @@
 """The query predictor: the query tower (a TensorFlow SavedModel) from tower inputs to unit vectors.
 
 Its inputs are raw values (ids, category strings, numbers with null for missing, padded lists), so the tower
-needs no Python preprocessing here. A request is a handful of rows: the server process runs TensorFlow on one
-thread (``TF_NUM_INTRAOP_THREADS``, set by the launcher), since more only add synchronisation on a shared CPU.
+needs no Python preprocessing here. A request is a handful of rows, for which a TensorFlow graph call costs more
+than the tower's arithmetic: the tower runs translated to numpy (:mod:`recsys.serving.numpy_tower`) when it
+translates and matches the graph at load time, else as the graph on one thread (``TF_NUM_INTRAOP_THREADS``, set
+by the launcher), since more only add synchronisation on a shared CPU.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -17,11 +20,13 @@ from kserve import Model
 
 from recsys.data.dataset import CUSTOMER_ID
 from recsys.serving.model_set import QUERY_SERVICE, model_folder
+from recsys.serving.numpy_tower import fastest_tower
 from recsys.serving.requests import BadRequest, decode_body
 from recsys.serving.wire import Payload, columns_to_arrays
 from recsys.training.runs import QUERY_MODEL, Run
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+logger = logging.getLogger(__name__)
 
 
 class QueryPredictor(Model):
@@ -33,12 +38,15 @@ class QueryPredictor(Model):
 
     def load(self) -> bool:
         from recsys.training.retrieval_data import query_inputs
-        from recsys.training.two_tower import load_tower_artifacts
+        from recsys.training.two_tower import TOWER_DIR, load_tower_artifacts
 
-        self.tower, self.schema = load_tower_artifacts(model_folder(self.run, QUERY_MODEL))
+        folder = model_folder(self.run, QUERY_MODEL)
+        saved, self.schema = load_tower_artifacts(folder)
         self.kinds = {name: kind for name, (kind, _) in self.schema.query_inputs().items()}
         probe = pl.DataFrame({CUSTOMER_ID: [0 if self.schema.customer_id_kind == "int" else "warm-up"]})
-        self.tower(query_inputs(probe, self.schema, at=datetime.now(UTC)))  # trace the graph before traffic
+        probe_inputs = query_inputs(probe, self.schema, at=datetime.now(UTC))
+        saved(probe_inputs)  # trace the graph before traffic (it stays the fallback)
+        self.tower = fastest_tower(folder / TOWER_DIR, saved, probe_inputs, logger.warning)
         self.ready = True
         return self.ready
 
