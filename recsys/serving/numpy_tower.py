@@ -1,6 +1,6 @@
 """A saved tower run in numpy: the query predictor's path for one request's few rows.
 
-A TensorFlow graph call has a fixed cost of ~1.3 ms per request, however small the batch; the query tower's
+A TensorFlow graph call has a fixed cost of ~1 ms per request, however small the batch; the query tower's
 actual work for one customer (a few lookups, a pooled history, two small matrix products) is tens of
 microseconds in numpy. :class:`NumpyTower` reloads the Keras model behind a SavedModel and turns its
 functional graph into a list of numpy steps, one per layer call, with the layer's weights as arrays.
@@ -62,8 +62,8 @@ class _Program:
     def __init__(self, model: Any) -> None:
         import tensorflow as tf
 
-        self.inputs = [(t.name.split(":")[0], str(id(t))) for t in model.inputs]
-        self.input_names = [t._keras_history.layer.name for t in model.inputs]  # dict keys of a nested call
+        # (input layer name: the key of the inputs dict, also of a nested model's call; graph tensor id)
+        self.inputs = [(t._keras_history.layer.name, str(id(t))) for t in model.inputs]
         self.outputs = [str(id(t)) for t in model.outputs]
         self.steps: list[_Step] = []
         for depth in sorted(model._nodes_by_depth, reverse=True):
@@ -114,10 +114,14 @@ class NumpyTower:
 
 
 def fastest_tower(path: str | Path, saved: Any, probe: Mapping[str, np.ndarray], log: Callable[[str], None]) -> Any:
-    """The numpy tower when it translates and matches ``saved`` (the TensorFlow tower) on ``probe``; else ``saved``."""
+    """The numpy tower when it translates and matches ``saved`` (the TensorFlow tower) on ``probe``; else ``saved``.
+
+    ``saved`` runs on ``probe`` first in any case, which also traces its graph before traffic.
+    """
+    expected = saved(probe)
     try:
         tower = NumpyTower.load(path)
-        expected, got = saved(probe), tower(probe)
+        got = tower(probe)
     except Exception as exc:  # the numpy path is only an optimisation: any failure keeps the graph
         log(f"tower {path}: TensorFlow graph kept ({type(exc).__name__}: {exc})")
         return saved
@@ -145,7 +149,7 @@ def _nested(model: Any) -> Op:
 
     def run(inputs: Any) -> Any:
         if isinstance(inputs, dict):
-            values = [inputs[name] for name in program.input_names]
+            values = [inputs[name] for name, _ in program.inputs]
         else:
             values = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
         outputs = program.run({key: v for (_, key), v in zip(program.inputs, values, strict=True)})

@@ -45,7 +45,7 @@ class QueryPredictor(Model):
         self.kinds = {name: kind for name, (kind, _) in self.schema.query_inputs().items()}
         probe = pl.DataFrame({CUSTOMER_ID: [0 if self.schema.customer_id_kind == "int" else "warm-up"]})
         probe_inputs = query_inputs(probe, self.schema, at=datetime.now(UTC))
-        saved(probe_inputs)  # trace the graph before traffic (it stays the fallback)
+        # runs the graph on the probe (tracing it before traffic: it stays the fallback), then maybe numpy
         self.tower = fastest_tower(folder / TOWER_DIR, saved, probe_inputs, logger.warning)
         self.ready = True
         return self.ready
