@@ -44,6 +44,7 @@ class LocalFeatureGroup(FeatureGroup):
         self.schema: pl.Schema | None = schema_from_json(meta["schema"]) if meta.get("schema") else None
         self._online_store = online_store
         self._index: vector_index.LoadedIndex | None = None
+        self._pointer_seen: tuple[int, int, int] | None = None  # the CURRENT file behind self._index
 
     # -- metadata ----------------------------------------------------------------------------------------------
 
@@ -208,9 +209,15 @@ class LocalFeatureGroup(FeatureGroup):
         if self.embedding_index is None:
             raise NotFoundError(f"feature group {self.label} has no embedding index")
         folder = self.folder / "index"
+        # one stat per search while the pointer file is the one read last (a build replaces it: new inode)
+        seen = vector_index.pointer_stamp(folder)
+        if self._index is not None and seen is not None and seen == self._pointer_seen:
+            return self._index
         pointer = vector_index.current_generation(folder)
         if self._index is not None and pointer and pointer["generation"] == self._index.generation:
+            self._pointer_seen = seen
             return self._index
+        self._pointer_seen = None
         table_version = self.offline.version()
         if table_version is None:
             raise NotFoundError(f"feature group {self.label} has no rows to search: insert data first")

@@ -160,6 +160,31 @@ def test_index_is_rebuilt_on_write_and_when_stale(local_project: Project) -> Non
     assert len([p for p in folder.iterdir() if p.name.startswith("g")]) <= 2
 
 
+def test_a_loaded_reader_sees_a_rebuild_by_another_writer(local_project: Project) -> None:
+    # the reader checks the CURRENT pointer's stamp on every search; a writer elsewhere replaces the pointer
+    reader, vectors = _embedding_group(local_project, 50, 4)
+    target = vectors[7]
+    for _ in range(2):  # the second search is served by the stamp check alone
+        assert reader.find_neighbors(target, k=1)["article_id"].to_list() == [int(np.argmax(vectors @ target))]
+    writer = local_project.feature_store.get_feature_group("candidate_embeddings", 1)
+    assert writer is not reader
+    writer.insert(pl.DataFrame({"article_id": [49], "embedding": vectors[7:8] * 1000, "colour": [0]}))
+    assert reader.find_neighbors(target, k=1)["article_id"].to_list() == [49]
+
+
+@pytest.mark.parametrize("ids", [pl.Series(np.arange(40) * 3, dtype=pl.Int32), pl.Series([f"a{i}" for i in range(40)])])
+def test_search_keeps_the_key_type(local_project: Project, ids: pl.Series) -> None:
+    vectors = np.random.default_rng(5).normal(size=(40, 4)).astype(np.float32)
+    group = local_project.feature_store.get_or_create_feature_group(
+        "keyed", 1, ["key"], embedding_index=EmbeddingIndex("embedding", 4)
+    )
+    group.insert(pl.DataFrame({"key": ids, "embedding": vectors}))
+    got = group.find_neighbors(vectors[:3], k=4)
+    assert got.schema["key"] == ids.dtype
+    brute = np.argsort(-(vectors[:3] @ vectors.T), axis=1)[:, :4].ravel()
+    assert got["key"].to_list() == ids.gather(brute).to_list()
+
+
 def test_filter_and_ivfpq_option(local_project: Project) -> None:
     group, vectors = _embedding_group(local_project, 3000, 16, index_type="ivfpq", nlist=16, m=8, nbits=4, nprobe=16)
     assert isinstance(group._loaded_index().index, faiss.IndexIVFPQ)
