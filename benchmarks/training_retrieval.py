@@ -16,12 +16,16 @@ the caller's. The embedding time is a saved candidate tower reloaded as serving 
 catalogue (inputs built from the frame). Targets (issue D): >= 100k examples/s (<= 10 ms per 1k), hm epoch
 <= 6 min, peak RSS <= 10 GiB, embedding 105k articles <= 30 s.
 
-    python benchmarks/training_retrieval.py [--home DIR] [--steps 96] [--windows 5]
+    python benchmarks/training_retrieval.py [--home DIR] [--steps 96] [--windows 5] [--set negatives=1024 ...]
+
+``--set KEY=VALUE`` (repeatable) changes one :class:`TwoTowerConfig` field (a JSON value), to measure what a knob
+buys, e.g. ``--set negatives=1024``: a shared pool of negatives instead of the whole batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -145,16 +149,29 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def _setting(item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE read as JSON (``negatives=1024``, ``hidden_units=[256]``), else as a string."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+    try:
+        return key, json.loads(text)
+    except json.JSONDecodeError:
+        return key, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "recsys-bench-small-home")
     parser.add_argument("--steps", type=int, default=96, help="training steps per timed window")
     parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a two-tower config field")
     args = parser.parse_args()
-    config = TwoTowerConfig(batch_size=2048)
+    overrides = {"batch_size": 2048} | dict(_setting(item) for item in args.set)
+    config = TwoTowerConfig.from_dict(overrides)
     features, data = small_data(args.home)
     medians: dict[str, float] = {}
-    details: dict[str, object] = {"config": {"batch_size": config.batch_size}, "load_average_before": os.getloadavg()}
+    details: dict[str, object] = {"config": overrides, "load_average_before": os.getloadavg()}
 
     print(f"small: {data.train.height:,} rows, {data.articles.height:,} articles", flush=True)
     model = build_model(config, features, data.train, data.articles)
@@ -181,7 +198,7 @@ def main() -> None:
     medians["embed_105k_s"] = embedding_seconds(model, catalogue)
     medians["peak_rss_gib"] = peak_rss_gib()
     details["load_average_after"] = os.getloadavg()
-    parameters = {"preset": "small", "batch_size": config.batch_size, "steps": args.steps, "windows": args.windows}
+    parameters = {"preset": "small", "steps": args.steps, "windows": args.windows, "config": overrides}
     write_result("training_retrieval", parameters, medians, TARGETS, details)
 
 
