@@ -28,8 +28,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("POLARS_MAX_THREADS", "1")  # what the servers use: small requests, shared cores
 
-import httpx
+import aiohttp
 import numpy as np
+import orjson
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -51,6 +52,8 @@ TARGETS = {
     "in_process_p50_ms": 5.0,
     "load_memory_growth_pct": 10.0,
 }
+JSON = {"content-type": "application/json"}
+TIMEOUT = aiohttp.ClientTimeout(total=30)
 MIN_THROUGHPUT = 100.0  # requests/s under load; a lower bound, and "0 errors" an exact one: both reported beside
 
 
@@ -96,16 +99,7 @@ def over_http(home: Path, run: str | None, requests: list[dict], clients: int, l
     settings = load_settings(home=home)
     stack = start_servers(settings, run, ports=Ports(0, 0, 0, 0), log_dir=Path(home) / "logs" / "bench-serving")
     try:
-        with httpx.Client(timeout=30) as client:
-            for body in requests[:50]:
-                client.post(stack.url, json=body).raise_for_status()
-            walls, timings = [], []
-            for body in requests:
-                start = time.perf_counter()
-                response = client.post(stack.url, json=body)
-                walls.append((time.perf_counter() - start) * 1000)
-                response.raise_for_status()
-                timings.append(response.json()["timings_ms"])
+        walls, timings = asyncio.run(sequential(stack.url, requests))
         out = summary(walls, timings, "http")
         if load_s > 0:
             pids = [s.process.pid for s in stack.servers if s.process is not None]
@@ -120,33 +114,56 @@ def over_http(home: Path, run: str | None, requests: list[dict], clients: int, l
     return out
 
 
+async def sequential(url: str, requests: list[dict]) -> tuple[list[float], list[dict[str, float]]]:
+    """One request at a time (after 50 for warm-up): each one's wall time and the stage timings it reports."""
+    walls, timings = [], []
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+        for body in requests[:50]:
+            async with http.post(url, data=orjson.dumps(body), headers=JSON) as response:
+                response.raise_for_status()
+                await response.read()
+        for body in requests:
+            start = time.perf_counter()
+            async with http.post(url, data=orjson.dumps(body), headers=JSON) as response:
+                answer = await response.read()
+            walls.append((time.perf_counter() - start) * 1000)
+            response.raise_for_status()
+            timings.append(orjson.loads(answer)["timings_ms"])
+    return walls, timings
+
+
 async def load_test(url: str, requests: list[dict], clients: int, seconds: float, pids: list[int]) -> dict[str, float]:
-    """``clients`` concurrent clients, each sending its next request as soon as the last one is answered."""
+    """``clients`` concurrent clients, each sending its next request as soon as the last one is answered.
+
+    The clients share the 2 cores with the servers, so they are as cheap as Python allows: bodies encoded once,
+    aiohttp (httpx's async client cost ~3x the CPU per request, which the servers then lacked).
+    """
+    encoded = [orjson.dumps(body) for body in requests]
     walls: list[float] = []
     errors = 0
     started = time.perf_counter()
     deadline = started + seconds
     baseline: list[int] = []
 
-    async def client(first: int, http: httpx.AsyncClient) -> None:
+    async def client(first: int, http: aiohttp.ClientSession) -> None:
         nonlocal errors
         i = first
         while time.perf_counter() < deadline:
-            body = requests[i % len(requests)]
+            body = encoded[i % len(encoded)]
             i += clients
             sent = time.perf_counter()
             try:
-                response = await http.post(url, json=body)
-                ok = response.status_code == 200
-            except httpx.HTTPError:
+                async with http.post(url, data=body, headers=JSON) as response:
+                    await response.read()
+                    ok = response.status == 200
+            except (TimeoutError, aiohttp.ClientError):
                 ok = False
             walls.append((time.perf_counter() - sent) * 1000)
             errors += not ok
             if not baseline and sent - started > seconds / 10:  # memory once the servers are warm
                 baseline.extend(rss_kib(pid) for pid in pids)
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    async with aiohttp.ClientSession(timeout=TIMEOUT, connector=aiohttp.TCPConnector(limit=clients)) as http:
         await asyncio.gather(*(client(c, http) for c in range(clients)))
     elapsed = time.perf_counter() - started
     final = [rss_kib(pid) for pid in pids]
