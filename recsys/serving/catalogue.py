@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID
@@ -81,6 +82,7 @@ class CatalogueSnapshot:
     popular: pl.DataFrame  # article_id, retrieval_score (units in 7 days), retrieval_rank, tier + ``carried``
     _positions: dict[Any, int] = field(repr=False)
     _popular_one: pl.DataFrame = field(repr=False)  # the tier for a one-instance request (query 0), made once
+    _carried: pl.DataFrame = field(repr=False)  # the carried columns of ``rows``
 
     def popular_for(self, n: int) -> pl.DataFrame:
         """The popular tier for each of queries 0..n-1 (:func:`~recsys.serving.retrieve.for_queries`)."""
@@ -102,13 +104,25 @@ class CatalogueSnapshot:
             )
         )
         positions = dict(zip(rows.get_column(ARTICLE_ID).to_list(), range(rows.height), strict=True))
-        return cls(rows, popular, positions, for_queries(popular, 1))
+        return cls(rows, popular, positions, for_queries(popular, 1), rows.select(carried))
 
-    def lookup(self, ids: pl.Series) -> pl.DataFrame:
-        """The rows of the showable articles among ``ids``, in the order of their first occurrence.
+    def showable_candidates(self, candidates: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """``candidates`` (``article_id``, ...) without the articles that may not be shown, in order, with the
+        ``carried`` columns added; and the snapshot's rows of those articles, once each, in the order of their
+        first occurrence.
 
-        A dictionary of positions and one gather: joining a hundred ids against the whole catalogue would hash
-        the catalogue on every call.
+        Row numbers from a dictionary of positions, and gathers: joining a hundred ids against the whole catalogue
+        would hash it on every call, and an inner join with the articles' rows cost ~0.5 ms more per request.
         """
-        found = [p for p in map(self._positions.get, ids.unique(maintain_order=True).to_list()) if p is not None]
-        return self.rows[pl.Series(found, dtype=pl.UInt32)]
+        at = np.fromiter(
+            (-1 if p is None else p for p in map(self._positions.get, candidates.get_column(ARTICLE_ID).to_list())),
+            dtype=np.int64,
+            count=candidates.height,
+        )
+        shown = at >= 0
+        if not shown.all():
+            candidates = candidates[pl.Series(np.flatnonzero(shown), dtype=pl.UInt32)]
+            at = at[shown]
+        first = np.unique(at, return_index=True)[1]
+        articles = self.rows[pl.Series(at[np.sort(first)], dtype=pl.UInt32)]
+        return candidates.hstack(self._carried[pl.Series(at, dtype=pl.UInt32)].get_columns()), articles

@@ -164,9 +164,10 @@ class RankingTransformer(Model):
             model = drop_excluded(model, exclude, keep_per_query=self.options.retrieve_k)
             popular = drop_excluded(popular, exclude)
         with timed(timings, "filter"):
-            articles = catalogue.lookup(model.get_column(ARTICLE_ID))
-            model = model.join(articles.select(ARTICLE_ID, *self.carried), on=ARTICLE_ID, how="inner")
-            candidates = pl.concat([model, popular.select(model.columns)])
+            model, articles = catalogue.showable_candidates(model)
+            if popular.columns != model.columns:  # the same layout as the model tier's, unless options differ
+                popular = popular.select(model.columns)
+            candidates = pl.concat([model, popular])
         with timed(timings, "features"):
             customers = rows_from_wire(rows, self.customer_schema)
             to_rank = model.select(
@@ -177,7 +178,7 @@ class RankingTransformer(Model):
                 RETRIEVAL_RANK,
             )
             features = self._features(to_rank, customers, articles, times)
-            wire = {"inputs": frame_to_columns(features.select(self.schema.features)), "run_id": self.run.run_id}
+            wire = {"inputs": frame_to_columns(features, self.schema.features), "run_id": self.run.run_id}
         ranked = features.select(QUERY, ARTICLE_ID)
         return RankingPlan(instances, has_embedding, candidates, ranked, wire, started, timings)
 

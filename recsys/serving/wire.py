@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,9 +72,10 @@ def columns_to_arrays(columns: Any, kinds: Mapping[str, str]) -> tuple[dict[str,
     return out, lengths.pop() if lengths else 0
 
 
-def frame_to_columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
-    """A frame as the v1 columnar ``inputs`` (a NaN stays NaN in process; JSON encoding makes it null)."""
-    return frame.to_dict(as_series=False)
+def frame_to_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, list[Any]]:
+    """A frame's columns (``names``, default all) as the v1 columnar ``inputs`` (a NaN stays NaN in process; JSON
+    encoding makes it null). Column by column: selecting ``names`` first cost more than the lists."""
+    return {name: frame.get_column(name).to_list() for name in (frame.columns if names is None else names)}
 
 
 # -- hops -----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The in-memory catalogue: the popular tier, lookups by id, and the background refresh."""
+"""The in-memory catalogue: the popular tier, the showable candidates, and the background refresh."""
 
 from __future__ import annotations
 
@@ -40,12 +40,18 @@ def test_popular_tier_is_the_most_sold_showable_articles() -> None:
     assert for_queries(tier, 3).group_by("query").len().sort("query").rows() == [(0, 5), (1, 5), (2, 5)]
 
 
-def test_lookup_keeps_first_occurrence_order_and_drops_what_may_not_be_shown() -> None:
+def test_showable_candidates_keep_order_drop_what_may_not_be_shown_and_carry_columns() -> None:
     snapshot = CatalogueSnapshot.of(rows(), n_popular=3, carried=["name"])
-    found = snapshot.lookup(pl.Series("article_id", [4, 5, 2, 4, 99, 1]))  # 5: off sale, 99: unknown
-    assert found["article_id"].to_list() == [4, 2, 1] and found["name"].to_list() == ["d", "b", "a"]
-    empty = snapshot.lookup(pl.Series("article_id", [], dtype=pl.Int64))
-    assert empty.height == 0 and empty.schema == rows().schema
+    # 5: off sale, 99: unknown; 4 twice (two queries)
+    candidates = pl.DataFrame({"query": [0, 0, 0, 1, 1, 1], "article_id": [4, 5, 2, 4, 99, 1]})
+    kept, articles = snapshot.showable_candidates(candidates)
+    assert kept.columns == ["query", "article_id", "name"]
+    assert kept.rows() == [(0, 4, "d"), (0, 2, "b"), (1, 4, "d"), (1, 1, "a")]
+    assert articles["article_id"].to_list() == [4, 2, 1] and articles.columns == rows().columns
+    assert articles["units_30d"].to_list() == [1, 9, 6]
+    kept, articles = snapshot.showable_candidates(candidates.head(0))
+    assert kept.height == 0 and kept.columns == ["query", "article_id", "name"]
+    assert articles.height == 0 and articles.schema == rows().schema
 
 
 def test_refresh_happens_in_the_background_and_a_failed_one_keeps_the_old_copy() -> None:
