@@ -189,10 +189,10 @@ def use_uvloop() -> bool:
     """Run the server's event loop on uvloop (a dependency; asyncio's own loop if it cannot be imported).
 
     KServe's ``event_loop="auto"`` never takes effect: ``ModelServer.start`` calls ``asyncio.run`` itself, so
-    uvicorn's loop setup is skipped and the server ran on asyncio's selector loop, whose socket writes and polling
-    were a third of a server's CPU outside the model under load. The policy makes ``asyncio.run`` build a uvloop
-    loop: ~14% more requests/s through the four servers (``benchmarks/serving.py``). ``RECSYS_EVENT_LOOP=asyncio``
-    keeps asyncio's own loop.
+    uvicorn's loop setup is skipped and the server ran on asyncio's selector loop, whose polling and socket writes
+    were the largest part of a server's CPU outside the model under load. The policy makes ``asyncio.run`` build a
+    uvloop loop: ~14% more requests/s through the four servers (``benchmarks/serving.py``).
+    ``RECSYS_EVENT_LOOP=asyncio`` keeps asyncio's own loop.
 
     KServe configures the loop ``asyncio.get_event_loop()`` returns before its ``asyncio.run``; uvloop's policy
     does not create one on that call as asyncio's does, so one is set here.

@@ -165,7 +165,7 @@ class RankingTransformer(Model):
             popular = drop_excluded(popular, exclude)
         with timed(timings, "filter"):
             model, articles = catalogue.showable_candidates(model)
-            if popular.columns != model.columns:  # the same layout as the model tier's, unless options differ
+            if popular.columns != model.columns:  # both tiers take their columns from the snapshot: never, so far
                 popular = popular.select(model.columns)
             candidates = pl.concat([model, popular])
         with timed(timings, "features"):
