@@ -235,3 +235,21 @@ def test_fp16_option_scans_half_precision_vectors(local_project: Project) -> Non
     # scores are the inner products of the half-precision vectors: within fp16 rounding of the exact ones
     rows = got["query"].to_numpy(), got["article_id"].to_numpy()
     np.testing.assert_allclose(got["score"].to_numpy(), exact[rows], atol=1e-2 * np.abs(exact).max())
+
+
+def test_fp16_index_answers_large_batches_from_its_decoded_vectors(local_project: Project) -> None:
+    group, vectors = _embedding_group(local_project, 3000, 16, index_type="fp16")
+    loaded = group._loaded_index()
+    rng = np.random.default_rng(3)
+    big = faiss.cvar.distance_compute_blas_threshold // 16 + 1  # the batch from which FAISS's exact scan uses BLAS
+    queries = rng.standard_normal((big, 16)).astype(np.float32)
+    batch = group.find_neighbors(queries, k=10)
+    assert isinstance(loaded._decoded, faiss.IndexFlat) and loaded._decoded.ntotal == 3000
+    # the same neighbours and scores as the half-precision scan answers query by query in small batches
+    small = pl.concat(
+        group.find_neighbors(queries[start : start + 500], k=10).with_columns(pl.col("query") + start)
+        for start in range(0, big, 500)
+    )
+    assert batch.height == small.height == 10 * big
+    assert (batch["article_id"] == small["article_id"]).mean() > 0.999  # only near-ties may swap
+    np.testing.assert_allclose(batch["score"].to_numpy(), small["score"].to_numpy(), atol=1e-5)
