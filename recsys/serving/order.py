@@ -21,6 +21,8 @@ from recsys.serving.retrieve import QUERY, TIER, positions
 from recsys.training.ranking_features import RETRIEVAL_RANK
 
 SCORE, POSITION = "score", "position"
+_SORT_KEYS = (QUERY, TIER, SCORE, RETRIEVAL_RANK, ARTICLE_ID)
+_POLARS_SORT_FROM = 10_000  # rows; numpy and polars sort 3k-12k rows in about the same time here
 
 
 def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> pl.DataFrame:
@@ -29,13 +31,8 @@ def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> p
     ``top_k[q]`` is the answer length of query ``q``. Returns the kept rows with ``position`` (0 = first), sorted
     by query and position.
     """
-    query = scored.get_column(QUERY).to_numpy()
-    article = _codes(scored.get_column(ARTICLE_ID), sorted_like=True)
-    rank = scored.get_column(RETRIEVAL_RANK).to_numpy()
-    score = scored.get_column(SCORE).to_numpy()
-    tier = scored.get_column(TIER).to_numpy()
-    rows = np.lexsort((article, rank, -score, tier, query))  # the last key is the first sort key
-    query, article = query[rows], article[rows]
+    rows = _answer_order(scored)
+    query = scored.get_column(QUERY).to_numpy()[rows]
     group = options.group_column
     if group and group in scored.columns:
         # an article without a group value is its own group; a repeated article has its first row's group, so
@@ -43,10 +40,11 @@ def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> p
         values = scored.get_column(group)
         codes = _codes(values)[rows]
         alone = values.is_null().to_numpy()[rows]
-        codes = np.where(alone, codes.max(initial=0) + 1 + article, codes)
+        if alone.any():
+            codes = np.where(alone, codes.max(initial=0) + 1 + _codes(scored.get_column(ARTICLE_ID))[rows], codes)
         keep = _count_within(query, codes) == 0
     else:
-        keep = _count_within(query, article) == 0
+        keep = _count_within(query, _codes(scored.get_column(ARTICLE_ID))[rows]) == 0
     rows, query = rows[keep], query[keep]
     kind = options.type_column
     if options.max_per_type > 0 and kind and kind in scored.columns:
@@ -58,14 +56,30 @@ def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> p
     return kept.with_columns(pl.Series(POSITION, position[keep], dtype=pl.Int32))
 
 
-def _codes(values: pl.Series, *, sorted_like: bool = False) -> np.ndarray:
+def _answer_order(scored: pl.DataFrame) -> np.ndarray:
+    """Row numbers of ``scored`` by query, then tier, score (high first), retrieval rank and article id.
+
+    A request's few hundred rows sort with numpy; from ``_POLARS_SORT_FROM`` rows (the batch job orders millions)
+    polars' multi-threaded sort is faster (800k rows: 49 ms against 318 ms for ``np.lexsort``). Both are stable,
+    so they agree wherever no score is NaN (which CatBoost and popularity never give)."""
+    if scored.height >= _POLARS_SORT_FROM:
+        by = pl.arg_sort_by(_SORT_KEYS, descending=[key == SCORE for key in _SORT_KEYS], maintain_order=True)
+        return scored.select(by).to_series().to_numpy()
+    article = scored.get_column(ARTICLE_ID)
+    article = article.to_numpy() if article.dtype.is_integer() else article.rank("dense").fill_null(0).to_numpy()
+    rank = scored.get_column(RETRIEVAL_RANK).to_numpy()
+    score = scored.get_column(SCORE).to_numpy()
+    tier = scored.get_column(TIER).to_numpy()
+    query = scored.get_column(QUERY).to_numpy()
+    return np.lexsort((article, rank, -score, tier, query))  # the last key is the first sort key
+
+
+def _codes(values: pl.Series) -> np.ndarray:
     """Non-negative integer codes, equal where the values are (nulls share one code: callers that care check
-    nulls); with ``sorted_like``, codes also sort like the values. Strings go through a categorical, whose codes
-    cost ~34 ms per million rows (the batch job orders millions), against seconds for a sort of Python strings."""
+    nulls). Strings go through a categorical, whose codes cost ~34 ms per million rows (the batch job orders
+    millions), against seconds for a sort of Python strings."""
     if values.dtype.is_numeric():
         return np.unique(values.fill_null(0).to_numpy(), return_inverse=True)[1].astype(np.int64)
-    if sorted_like:
-        return values.rank("dense").fill_null(0).to_numpy().astype(np.int64)
     return values.cast(pl.String).fill_null("").cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
 
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
+from recsys.serving import order as order_module
 from recsys.serving.options import ServingOptions
 from recsys.serving.order import order
 from recsys.serving.retrieve import positions
+
+
+@pytest.fixture(autouse=True, params=["numpy sort", "polars sort"])
+def sort_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both sorts: numpy's (a request's rows) and polars' (from ``_POLARS_SORT_FROM`` rows)."""
+    if request.param == "polars sort":
+        monkeypatch.setattr(order_module, "_POLARS_SORT_FROM", 0)
+    return request.param
 
 
 def candidates() -> pl.DataFrame:
@@ -74,3 +84,26 @@ def test_string_ids_and_exact_ties_order_by_article_id() -> None:
     tied = frame.head(2).with_columns(pl.lit(0.5).alias("score"), pl.lit(0, pl.Int32).alias("retrieval_rank"))
     out = order(tied.reverse(), np.array([5]), ServingOptions(group_column=""))
     assert out["article_id"].to_list() == ["a1", "a2"]
+
+
+def test_both_sorts_agree_on_many_queries_with_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    n = 30_000
+    frame = pl.DataFrame(
+        {
+            "query": np.sort(rng.integers(0, 300, n)),
+            "article_id": rng.integers(0, 400, n),  # repeats within a query
+            "score": rng.integers(0, 5, n) / 4,  # many exact ties
+            "tier": rng.integers(0, 2, n).astype(np.int8),
+            "retrieval_rank": rng.integers(0, 3, n).astype(np.int32),
+            "product_code": pl.Series(rng.integers(0, 150, n)).set(pl.Series(rng.random(n) < 0.05), None),
+            "product_type_name": rng.choice(["Dress", "Top", "Shoe"], n),
+        }
+    )
+    options = ServingOptions(max_per_type=2)
+    top = rng.integers(1, 15, 300)
+    monkeypatch.setattr(order_module, "_POLARS_SORT_FROM", 10**9)
+    by_numpy = order(frame, top, options)
+    monkeypatch.setattr(order_module, "_POLARS_SORT_FROM", 0)
+    by_polars = order(frame, top, options)
+    assert by_numpy.height > 1000 and by_numpy.equals(by_polars)
