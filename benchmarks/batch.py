@@ -6,10 +6,11 @@ articles). The job writes the ``recommendations`` group there, as it does in pro
     python benchmarks/batch.py [--home .recsys] [--run RUN_ID] [--top-k 12] [--batch-size 8192] [--repeats 2]
 
 Targets (issue F): all customers of ``small`` in at most 1 minute; the ``hm`` extrapolation (1,371,980 customers)
-in at most 10 minutes. Two extrapolations are reported: customers/s x 1.37M (``hm_minutes``), and the same with
-the exact FAISS search priced at H&M's 105,542 articles instead of the store's catalogue (``hm_minutes_faiss_
-adjusted``, measured on random vectors of the run's dimension): the search is the one stage whose cost per
-customer grows with the catalogue.
+in at most 10 minutes. Two extrapolations are reported: the job's one-off loading (models, index, catalogue) plus
+its time per customer x 1.37M (``hm_minutes``), and the same with the exact FAISS search priced at H&M's 105,542
+articles instead of the store's catalogue (``hm_minutes_faiss_adjusted``, measured on random vectors of the run's
+dimension): the search is the one stage whose cost per customer grows with the catalogue. (At H&M's size the
+store keeps half-precision vectors; the batch job scans them decoded into an exact index, which this prices.)
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def main() -> None:
     best = min(results, key=lambda r: r.seconds)
     seconds = statistics.median(r.seconds for r in results)
     rate = best.customers / seconds
+    load = statistics.median(r.stage_seconds["load"] for r in results)
     group = embeddings_group(project, run)
     dimension = group.embedding_index.dimension if group.embedding_index else 64
     n_articles = group.select(["article_id"]).read().height
@@ -81,7 +83,7 @@ def main() -> None:
         faiss_seconds_per_query(n_articles, dimension),
         faiss_seconds_per_query(HM_ARTICLES, dimension),
     )
-    hm_seconds = HM_CUSTOMERS / rate
+    hm_seconds = load + HM_CUSTOMERS * (seconds - load) / best.customers
     medians = {
         "seconds": seconds,
         "customers_per_second": rate,

@@ -58,7 +58,7 @@ RECOMMENDATIONS = GroupDef(
     "Top-K articles per customer from the batch job: run id, ranked article ids and their scores.",
 )
 SOURCES = {MODEL_TIER: "model", POPULAR_TIER: "popularity"}
-STAGES = ("customers", "query_tower", "retrieve", "features", "rank", "order", "write")
+STAGES = ("load", "customers", "query_tower", "retrieve", "features", "rank", "order", "write")
 Progress = Callable[[int, int], None]  # (customers done, customers in all)
 
 
@@ -237,7 +237,9 @@ def batch_recommend(
     started = time.perf_counter()
     with InProcessChain(project, run_id, options) as chain:
         scorer = BatchScorer(chain, when)
+        t = scorer._timed("load", started)  # the run's models, index and catalogue: once per job, whatever its size
         ids = customer_ids(project)
+        scorer._timed("customers", t)
         parts = []
         for start in range(0, ids.len(), batch_size):
             parts.append(scorer.score(ids.slice(start, batch_size), top_k))

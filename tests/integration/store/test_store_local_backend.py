@@ -238,7 +238,7 @@ def test_fp16_option_scans_half_precision_vectors(local_project: Project) -> Non
 
 
 def test_fp16_index_answers_large_batches_from_its_decoded_vectors(local_project: Project) -> None:
-    group, vectors = _embedding_group(local_project, 3000, 16, index_type="fp16")
+    group, _ = _embedding_group(local_project, 3000, 16, index_type="fp16")
     loaded = group._loaded_index()
     rng = np.random.default_rng(3)
     big = faiss.cvar.distance_compute_blas_threshold // 16 + 1  # the batch from which FAISS's exact scan uses BLAS
