@@ -109,6 +109,8 @@ class RankingTransformer(Model):
         # what the order stage reads besides the scores: the display fields and the product and type columns
         wanted = (*self.display, self.options.group_column, self.options.type_column)
         self.carried = [c for c in dict.fromkeys(wanted) if c and c in have]
+        keys = (self.options.group_column, self.options.type_column)
+        self.coded = [c for c in dict.fromkeys(keys) if c and c in have]  # the order stage's keys, also as codes
         self.catalogue = Refreshing(self._read_catalogue, self.options.popularity_refresh_s)
         self.catalogue.get()
         self._warm_up()
@@ -137,7 +139,7 @@ class RankingTransformer(Model):
         wanted = (*self.schema.article_columns(), *self.carried, UNITS_7D, UNITS_30D)
         rows = rows.select(ARTICLE_ID, *(c for c in dict.fromkeys(wanted) if c in rows.columns))
         extra = self.options.bought_last_n if self.options.filter_bought else 0
-        return CatalogueSnapshot.of(rows, self.options.retrieve_k + extra, self.carried)
+        return CatalogueSnapshot.of(rows, self.options.retrieve_k + extra, self.carried, self.coded)
 
     def _warm_up(self) -> None:
         """Load the vector index now rather than on the first request."""

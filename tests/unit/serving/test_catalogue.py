@@ -83,3 +83,14 @@ def test_refresh_happens_in_the_background_and_a_failed_one_keeps_the_old_copy()
     time.sleep(0.2)
     value.refresh_s = 3600.0
     assert value.get() == 2 and value.age_s < 1  # kept, and not retried at once
+
+
+def test_coded_columns_travel_with_both_tiers_equal_where_the_values_are() -> None:
+    frame = rows().with_columns(pl.Series("product", ["P1", "P2", "P1", None, "P3"]))
+    snapshot = CatalogueSnapshot.of(frame, n_popular=5, carried=["product"], coded=["product"])
+    kept, _ = snapshot.showable_candidates(pl.DataFrame({"query": [0, 0, 0, 0], "article_id": [1, 3, 4, 2]}))
+    assert kept.columns == ["query", "article_id", "product", "product:code"]
+    codes = kept["product:code"].to_list()
+    assert codes[0] == codes[1] and codes[3] not in (codes[0], None) and codes[2] is None  # P1, P1, null, P2
+    popular = dict(zip(snapshot.popular["article_id"], snapshot.popular["product:code"], strict=True))
+    assert [popular[a] for a in (1, 3, 4, 2)] == codes  # the same codes in the popular tier

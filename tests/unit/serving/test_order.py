@@ -107,3 +107,32 @@ def test_both_sorts_agree_on_many_queries_with_ties(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(order_module, "_POLARS_SORT_FROM", 0)
     by_polars = order(frame, top, options)
     assert by_numpy.height > 1000 and by_numpy.equals(by_polars)
+
+
+def test_carried_codes_are_the_keys_when_present() -> None:
+    frame = candidates()
+    coded = frame.with_columns(pl.col("product_code").rank("dense").cast(pl.Int64).alias("product_code:code"))
+    assert answers(order(coded, np.array([10, 2]), ServingOptions())) == {0: [2, 3, 4, 5, 6], 1: [6, 1]}
+    # codes that put article 4 in article 3's product: the codes decide, not the strings
+    code = pl.col("product_code:code")
+    merged = coded.with_columns(
+        pl.when(pl.col("article_id").is_in([3, 4])).then(99).otherwise(code).alias(code.meta.output_name())
+    )
+    assert answers(order(merged, np.array([10, 2]), ServingOptions())) == {0: [2, 3, 5, 6], 1: [6, 1]}
+
+
+def test_wide_integer_ids_are_compacted_not_overflowed() -> None:
+    # with ids 0, 4 and 2**62, (query, id) pairs coded as query * (2**62 + 1) + id would wrap: (4, 0) == (0, 4)
+    frame = pl.DataFrame(
+        {
+            "query": [0, 0, 1, 2, 3, 4],
+            "article_id": [4, 2**62, 0, 0, 0, 0],
+            "score": [0.9, 0.8, 0.5, 0.5, 0.5, 0.5],
+            "tier": pl.Series([0] * 6, dtype=pl.Int8),
+            "retrieval_rank": pl.Series([0, 1, 0, 0, 0, 0], dtype=pl.Int32),
+        }
+    )
+    out = order(frame, np.full(5, 5), ServingOptions(group_column=""))
+    assert answers(out) == {0: [4, 2**62], 1: [0], 2: [0], 3: [0], 4: [0]}
+    wide = frame.with_columns(pl.Series("article_id", [4, 2**63 - 1, -(2**63) + 1, 0, 0, 0]))  # a span past int64
+    assert answers(order(wide, np.full(5, 5), ServingOptions(group_column="")))[0] == [4, 2**63 - 1]
