@@ -41,9 +41,9 @@ def feature_kinds(tower: TowerFeatures) -> dict[str, FeatureKind]:
     return kinds
 
 
-def read_customers(view: FeatureView, customer_ids: Sequence[str | int]) -> pl.DataFrame:
+def read_customers(view: FeatureView, customer_ids: Sequence[str | int]) -> list[Row]:
     """One online row per id, in order (nulls for a customer the store does not know)."""
-    return view.get_feature_vectors([{CUSTOMER_ID: c} for c in customer_ids], allow_missing=True)
+    return view.get_feature_rows([{CUSTOMER_ID: c} for c in customer_ids], allow_missing=True)
 
 
 def apply_features(rows: list[Row], instances: Sequence[Instance], kinds: Mapping[str, FeatureKind]) -> list[Row]:

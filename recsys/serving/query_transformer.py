@@ -77,8 +77,9 @@ class QueryTransformer(Model):
             instances = parse_request(payload, self.options, self.kinds, self.schema.customer_id_kind)
             check_unique(instances)
         with timed(timings, "customer_features"):
-            frame = read_customers(self.customers, [i.customer_id for i in instances])
-            rows = apply_features(frame.to_dicts(), instances, self.kinds)
+            rows = apply_features(
+                read_customers(self.customers, [i.customer_id for i in instances]), instances, self.kinds
+            )
             signal = has_signal(rows, instances, self.attributes)
             chosen = np.flatnonzero(signal)
             inputs = query_columns([rows[q] for q in chosen], self.schema, [instances[q].request_time for q in chosen])

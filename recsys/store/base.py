@@ -156,6 +156,13 @@ class FeatureView(ABC):
     ) -> pl.DataFrame:
         """One row per entry, in order, read from the online store in one batched call."""
 
+    def get_feature_rows(
+        self, entries: Sequence[Mapping[str, Any]] | pl.DataFrame, allow_missing: bool = False
+    ) -> list[dict[str, Any]]:
+        """:meth:`get_feature_vectors` as one dict of Python values per entry (``DataFrame.to_dicts``'s values):
+        for a request handler that reads a few rows field by field, a backend may skip building the frame."""
+        return self.get_feature_vectors(entries, allow_missing).to_dicts()
+
 
 class FeatureStore(ABC):
     """Creates and finds feature groups and feature views by explicit ``(name, version)``."""

@@ -103,19 +103,38 @@ class LocalFeatureView(FeatureView):
     def get_feature_vectors(
         self, entries: Sequence[Mapping[str, Any]] | pl.DataFrame, allow_missing: bool = False
     ) -> pl.DataFrame:
+        columns, schema = self._online_columns(entries, allow_missing)
+        # Row orientation: for the few keys of a serving request it builds the frame ~3x faster than columns.
+        raw = pl.DataFrame(
+            list(zip(*columns.values(), strict=True)),
+            schema={name: sqlite_codec.encoded_dtype(schema[name]) for name in columns},
+            orient="row",
+        )
+        return sqlite_codec.decode(raw, pl.Schema(schema))
+
+    def get_feature_rows(
+        self, entries: Sequence[Mapping[str, Any]] | pl.DataFrame, allow_missing: bool = False
+    ) -> list[dict[str, Any]]:
+        columns, schema = self._online_columns(entries, allow_missing)
+        decoders = sqlite_codec.value_decoders(tuple(schema.values()))
+        if decoders is None:  # a type only polars decodes
+            return self.get_feature_vectors(entries, allow_missing).to_dicts()
+        for (name, values), decode in zip(columns.items(), decoders, strict=True):
+            if decode is not None:
+                columns[name] = [None if v is None else decode(v) for v in values]
+        return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+    def _online_columns(
+        self, entries: Sequence[Mapping[str, Any]] | pl.DataFrame, allow_missing: bool
+    ) -> tuple[dict[str, list[Any]], dict[str, pl.DataType]]:
+        """The view's features as stored online, one list of raw SQLite values per feature, in the view's order."""
         rows = entries.to_dicts() if isinstance(entries, pl.DataFrame) else list(entries)
         columns: dict[str, list[Any]] = {}
         schema: dict[str, pl.DataType] = {}
         for node, join in self._query.nodes():
             self._online_part(node, join, rows, allow_missing, columns, schema)
         wanted = [name for name in self.features if name in columns]
-        # Row orientation: for the few keys of a serving request it builds the frame ~3x faster than columns.
-        raw = pl.DataFrame(
-            list(zip(*(columns[name] for name in wanted), strict=True)),
-            schema={name: sqlite_codec.encoded_dtype(schema[name]) for name in wanted},
-            orient="row",
-        )
-        return sqlite_codec.decode(raw, pl.Schema({name: schema[name] for name in wanted}))
+        return {name: columns[name] for name in wanted}, {name: schema[name] for name in wanted}
 
     def _online_part(
         self,

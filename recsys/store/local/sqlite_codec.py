@@ -6,13 +6,18 @@
   every nested type, is readable with the ``sqlite3`` shell, and decodes back to the exact dtype (float32 values
   round-trip through their shortest decimal form).
 
-Encoding and decoding are whole-column polars expressions, never Python loops over rows.
+Encoding and decoding are whole-column polars expressions, never Python loops over rows. The one exception is
+:func:`value_decoders`, for the few rows a serving request reads as Python values.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
 
+import orjson
 import polars as pl
 
 from recsys.store.schema import listify
@@ -100,3 +105,32 @@ def _decode_expr(name: str, dtype: pl.DataType) -> pl.Expr:
         decoded = wrapped.str.json_decode(pl.Struct({_WRAP: listify(dtype)})).struct.field(_WRAP)
         return decoded.cast(dtype).alias(name)
     return col.cast(dtype).alias(name)
+
+
+_EPOCH, _EPOCH_DAY = datetime(1970, 1, 1), date(1970, 1, 1)
+_PLAIN_ITEMS = (pl.String, pl.Boolean, pl.Float64)
+Decoder = Callable[[Any], Any] | None
+
+
+@functools.lru_cache(maxsize=256)
+def value_decoders(dtypes: tuple[pl.DataType, ...]) -> tuple[Decoder, ...] | None:
+    """Per dtype, how one stored (non-null) value becomes the Python value ``DataFrame.to_dicts`` gives for it
+    (``None``: as SQLite hands it back); ``None`` overall when a dtype has no such decoder (time zones, structs,
+    arrays, float32 or temporal list items), so that the caller decodes with polars instead."""
+    decoders: list[Decoder] = []
+    for dtype in dtypes:
+        if isinstance(dtype, pl.Datetime):
+            if dtype.time_zone is not None:
+                return None
+            decoders.append(lambda v: _EPOCH + timedelta(microseconds=v))
+        elif isinstance(dtype, pl.Date):
+            decoders.append(lambda v: _EPOCH_DAY + timedelta(days=v))
+        elif isinstance(dtype, pl.Boolean):
+            decoders.append(bool)
+        elif isinstance(dtype, pl.List) and (dtype.inner.is_integer() or isinstance(dtype.inner, _PLAIN_ITEMS)):
+            decoders.append(orjson.loads)
+        elif is_nested(dtype) or not (dtype.is_numeric() or isinstance(dtype, pl.String)) or dtype == pl.Decimal:
+            return None
+        else:
+            decoders.append(None)
+    return tuple(decoders)

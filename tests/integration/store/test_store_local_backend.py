@@ -4,6 +4,7 @@ statements issued, the FAISS files, metadata checks, and the `store` CLI."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import date, datetime
 from pathlib import Path
 
 import faiss
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from feature_pipeline.store_cli import store_app
 from recsys.store import EmbeddingIndex, NotFoundError, Project, SchemaError
-from recsys.store.local import offline
+from recsys.store.local import offline, sqlite_codec
 from recsys.store.local.feature_group import LocalFeatureGroup
 
 
@@ -103,6 +104,37 @@ def test_dtypes_are_normalised_and_nested_types_survive_the_online_store(local_p
     assert offline.schema == expected and online.schema == expected
     assert online.equals(offline)
     assert online["vec"].to_list() == frame["vec"].to_list()  # float32 survives JSON exactly
+
+
+@pytest.mark.parametrize("with_struct", [False, True], ids=["python decoders", "a struct: polars decodes"])
+def test_feature_rows_are_the_feature_vectors_as_dicts(local_project: Project, with_struct: bool) -> None:
+    fs = local_project.feature_store
+    group = fs.get_or_create_feature_group(f"rows{int(with_struct)}", 1, ["customer_id"], online_enabled=True)
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "small": pl.Series([1, None, -3], dtype=pl.Int8),
+            "share": pl.Series([0.1, 2.5, None], dtype=pl.Float32),
+            "price": [0.1, None, 1e-9],
+            "member": [True, False, None],
+            "last": pl.Series(["2020-01-01 10:00:00.123456", None, "1969-12-31 23:59:59"]).str.to_datetime(),
+            "born": [date(1990, 5, 1), None, date(1969, 1, 1)],
+            "ids": [[1, 2, 3], [], None],
+            "names": [["Dress", "Top"], None, []],
+            "shares": [[0.4, 0.6], [1 / 3], None],
+            "flags": [[True, False], None, [False]],
+            **({"box": [{"x": 1, "y": "p"}, None, {"x": None, "y": "q"}]} if with_struct else {}),
+        }
+    )
+    group.insert(frame)
+    view = fs.get_or_create_feature_view(f"rows{int(with_struct)}", 1, group.select_all())
+    keys = [{"customer_id": c} for c in ("c", "zz", "a", "b")]  # zz: not in the store
+    decoded_in_python = sqlite_codec.value_decoders(tuple(group.schema.dtypes())) is not None
+    assert decoded_in_python is not with_struct
+    rows = view.get_feature_rows(keys, allow_missing=True)
+    assert rows == view.get_feature_vectors(keys, allow_missing=True).to_dicts()
+    assert rows[0]["last"] == datetime(1969, 12, 31, 23, 59, 59) and rows[1]["small"] is None
+    assert rows[2]["ids"] == [1, 2, 3] and rows[2]["member"] is True and rows[3]["names"] is None
 
 
 def test_a_batch_of_online_keys_is_one_sql_statement(local_project: Project) -> None:
