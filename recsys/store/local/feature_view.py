@@ -103,14 +103,7 @@ class LocalFeatureView(FeatureView):
     def get_feature_vectors(
         self, entries: Sequence[Mapping[str, Any]] | pl.DataFrame, allow_missing: bool = False
     ) -> pl.DataFrame:
-        columns, schema = self._online_columns(entries, allow_missing)
-        # Row orientation: for the few keys of a serving request it builds the frame ~3x faster than columns.
-        raw = pl.DataFrame(
-            list(zip(*columns.values(), strict=True)),
-            schema={name: sqlite_codec.encoded_dtype(schema[name]) for name in columns},
-            orient="row",
-        )
-        return sqlite_codec.decode(raw, pl.Schema(schema))
+        return _decoded_frame(*self._online_columns(entries, allow_missing))
 
     def get_feature_rows(
         self, entries: Sequence[Mapping[str, Any]] | pl.DataFrame, allow_missing: bool = False
@@ -118,7 +111,7 @@ class LocalFeatureView(FeatureView):
         columns, schema = self._online_columns(entries, allow_missing)
         decoders = sqlite_codec.value_decoders(tuple(schema.values()))
         if decoders is None:  # a type only polars decodes
-            return self.get_feature_vectors(entries, allow_missing).to_dicts()
+            return _decoded_frame(columns, schema).to_dicts()
         for (name, values), decode in zip(columns.items(), decoders, strict=True):
             if decode is not None:
                 columns[name] = [None if v is None else decode(v) for v in values]
@@ -190,3 +183,14 @@ class LocalFeatureView(FeatureView):
                 values = sqlite_codec.encode(pl.DataFrame({key: values}, schema={key: dtype}))[key].to_list()
             columns.append(values)
         return list(zip(*columns, strict=True))
+
+
+def _decoded_frame(columns: dict[str, list[Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The frame of raw online values (:meth:`LocalFeatureView._online_columns`), decoded to the view's dtypes."""
+    # Row orientation: for the few keys of a serving request it builds the frame ~3x faster than columns.
+    raw = pl.DataFrame(
+        list(zip(*columns.values(), strict=True)),
+        schema={name: sqlite_codec.encoded_dtype(dtype) for name, dtype in schema.items()},
+        orient="row",
+    )
+    return sqlite_codec.decode(raw, pl.Schema(schema))
