@@ -37,7 +37,6 @@ from recsys.errors import RecsysError
 from recsys.features.common import cutoff
 from recsys.features.customer_history import LAST_ARTICLES
 from recsys.pipeline.groups import CUSTOMERS, GroupDef
-from recsys.serving.catalogue import coded_columns
 from recsys.serving.chain import InProcessChain
 from recsys.serving.filters import LAST_PURCHASE
 from recsys.serving.options import ServingOptions
@@ -91,13 +90,12 @@ class BatchScorer:
         # what order() reads besides scores (display fields are not stored, so they are not carried)
         wanted = [self.options.group_column, self.options.type_column if self.options.max_per_type else ""]
         self.carried = [c for c in dict.fromkeys(wanted) if c and c in ranking.carried]
-        keys = [c for c in ranking.coded if c in self.carried]  # the order stage's keys, carried as integers too
+        # the order stage's keys are carried as integer codes too: the snapshot's, for both tiers
+        carried = [*self.carried, *(c + CODE for c in ranking.coded if c in self.carried)]
         catalogue = ranking.catalogue.get()
         self.articles = catalogue.rows
-        self.shown = self.articles.select(ARTICLE_ID, *self.carried, *coded_columns(self.articles, keys))
-        self.popular = catalogue.popular.select(
-            ARTICLE_ID, RETRIEVAL_SCORE, RETRIEVAL_RANK, TIER, *self.carried, *(c + CODE for c in keys)
-        )
+        self.shown = self.articles.select(ARTICLE_ID).hstack(catalogue.carried.select(carried).get_columns())
+        self.popular = catalogue.popular.select(ARTICLE_ID, RETRIEVAL_SCORE, RETRIEVAL_RANK, TIER, *carried)
         attributes = [c for c in chain.query_transformer.attributes if c != CUSTOMER_ID]
         self.signal = pl.any_horizontal(pl.col(attributes).is_not_null()) if attributes else pl.lit(False)
 

@@ -89,7 +89,7 @@ class CatalogueSnapshot:
     popular: pl.DataFrame  # article_id, retrieval_score (units in 7 days), retrieval_rank, tier + ``carried``
     _positions: dict[Any, int] = field(repr=False)
     _popular_one: pl.DataFrame = field(repr=False)  # the tier for a one-instance request (query 0), made once
-    _carried: pl.DataFrame = field(repr=False)  # the carried columns of ``rows``
+    carried: pl.DataFrame = field(repr=False)  # the carried columns and codes of ``rows``, row for row
 
     def popular_for(self, n: int) -> pl.DataFrame:
         """The popular tier for each of queries 0..n-1 (:func:`~recsys.serving.retrieve.for_queries`)."""
@@ -134,4 +134,4 @@ class CatalogueSnapshot:
             at = at[shown]
         first = np.unique(at, return_index=True)[1]
         articles = self.rows[pl.Series(at[np.sort(first)], dtype=pl.UInt32)]
-        return candidates.hstack(self._carried[pl.Series(at, dtype=pl.UInt32)].get_columns()), articles
+        return candidates.hstack(self.carried[pl.Series(at, dtype=pl.UInt32)].get_columns()), articles
