@@ -94,7 +94,7 @@ class BatchScorer:
         carried = [*self.carried, *(c + CODE for c in ranking.coded if c in self.carried)]
         catalogue = ranking.catalogue.get()
         self.articles = catalogue.rows
-        self.shown = self.articles.select(ARTICLE_ID).hstack(catalogue.carried.select(carried).get_columns())
+        self.shown = catalogue.carried.select(ARTICLE_ID, *carried)
         self.popular = catalogue.popular.select(ARTICLE_ID, RETRIEVAL_SCORE, RETRIEVAL_RANK, TIER, *carried)
         attributes = [c for c in chain.query_transformer.attributes if c != CUSTOMER_ID]
         self.signal = pl.any_horizontal(pl.col(attributes).is_not_null()) if attributes else pl.lit(False)

@@ -24,8 +24,9 @@ import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID
+from recsys.serving.filters import allowed_rows
 from recsys.serving.order import CODE
-from recsys.serving.retrieve import POPULAR_TIER, TIER, for_queries
+from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, Candidates, Neighbours, positions
 from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE
 
 UNITS_7D, UNITS_30D = "units_7d", "units_30d"  # the article_popularity group's columns the tier sorts by
@@ -81,57 +82,143 @@ def coded_columns(rows: pl.DataFrame, names: Sequence[str]) -> list[pl.Expr]:
     return [pl.col(c).rank("dense").cast(pl.Int64).alias(c + CODE) for c in names if c in rows.columns]
 
 
+class RowFinder:
+    """The row of each id in a column of distinct ids (-1 where it is not there): a binary search over the sorted
+    integer ids, a dictionary for other ids."""
+
+    def __init__(self, ids: pl.Series) -> None:
+        self.integer = ids.dtype.is_integer()
+        if self.integer:
+            values = ids.to_numpy()
+            self._order = np.argsort(values, kind="stable")
+            self._sorted = values[self._order]
+        else:
+            self._rows = dict(zip(ids.to_list(), range(ids.len()), strict=True))
+
+    def __call__(self, ids: np.ndarray | pl.Series) -> np.ndarray:
+        if not self.integer:
+            values = ids.to_list() if isinstance(ids, pl.Series) else ids.tolist()
+            found = map(self._rows.get, values)
+            return np.fromiter((-1 if r is None else r for r in found), dtype=np.int64, count=len(values))
+        if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer) or not len(self._sorted):
+            return np.full(len(ids), -1, dtype=np.int64)  # ids of another kind than the catalogue's: none known
+        at = self._sorted.searchsorted(ids).clip(max=len(self._sorted) - 1)
+        return np.where(self._sorted[at] == ids, self._order[at], -1)
+
+
 @dataclass(frozen=True)
 class CatalogueSnapshot:
     """The showable articles (``rows``, any column order, ``article_id`` unique) and the popular tier over them."""
 
     rows: pl.DataFrame
     popular: pl.DataFrame  # article_id, retrieval_score (units in 7 days), retrieval_rank, tier + ``carried``
-    _positions: dict[Any, int] = field(repr=False)
-    _popular_one: pl.DataFrame = field(repr=False)  # the tier for a one-instance request (query 0), made once
-    carried: pl.DataFrame = field(repr=False)  # the carried columns and codes of ``rows``, row for row
-
-    def popular_for(self, n: int) -> pl.DataFrame:
-        """The popular tier for each of queries 0..n-1 (:func:`~recsys.serving.retrieve.for_queries`)."""
-        return self._popular_one if n == 1 else for_queries(self.popular, n)
+    carried: pl.DataFrame = field(repr=False)  # article_id, the carried columns and codes of ``rows``, row for row
+    _find: RowFinder = field(repr=False)
+    _ids: np.ndarray | None = field(repr=False)  # the integer article ids of ``rows`` (None: other ids)
+    _id_keys: np.ndarray = field(repr=False)  # each row's article id as its rank among the ids
+    _codes: dict[str, np.ndarray] = field(repr=False)  # the coded columns' codes per row, -1 where null
+    _popular_rows: np.ndarray = field(repr=False)  # the popular tier's rows of ``rows``, best first
+    _popular_ids: np.ndarray = field(repr=False)
+    _popular_scores: np.ndarray = field(repr=False)
 
     @classmethod
     def of(cls, rows: pl.DataFrame, n_popular: int, carried: list[str], coded: Sequence[str] = ()) -> CatalogueSnapshot:
         """``rows``: what may be shown; the popular tier is its ``n_popular`` most sold in 7 days (ties: 30 days,
         then id; an article without sales numbers last). Candidates carry the columns ``carried`` and the codes of
-        the columns ``coded`` (:func:`coded_columns`)."""
-        columns = [*carried, *coded_columns(rows, coded)]
-        popular = (
-            rows.sort([UNITS_7D, UNITS_30D, ARTICLE_ID], descending=[True, True, False], nulls_last=True)
+        the columns ``coded`` (:func:`coded_columns`), computed over all of ``rows``: both tiers share them."""
+        codes = coded_columns(rows, coded)
+        columns = rows.select(ARTICLE_ID, *carried, *codes)
+        best = (
+            rows.select(UNITS_7D, UNITS_30D, ARTICLE_ID, pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
+            .sort([UNITS_7D, UNITS_30D, ARTICLE_ID], descending=[True, True, False], nulls_last=True)
             .head(n_popular)
-            .select(
-                ARTICLE_ID,
-                pl.col(UNITS_7D).fill_null(0).cast(pl.Float32).alias(RETRIEVAL_SCORE),
-                pl.int_range(pl.len(), dtype=pl.Int32).alias(RETRIEVAL_RANK),
-                pl.lit(POPULAR_TIER, pl.Int8).alias(TIER),
-                *columns,
-            )
         )
-        positions = dict(zip(rows.get_column(ARTICLE_ID).to_list(), range(rows.height), strict=True))
-        return cls(rows, popular, positions, for_queries(popular, 1), rows.select(columns))
+        at = best.get_column("_row").to_numpy()
+        scores = best.get_column(UNITS_7D).fill_null(0).cast(pl.Float32).to_numpy()
+        popular = _tier_rows(columns, at, np.zeros(len(at), np.int64), scores, np.arange(len(at)), POPULAR_TIER)
+        ids = rows.get_column(ARTICLE_ID)
+        values = ids.to_numpy() if ids.dtype.is_integer() else np.asarray(ids.to_list(), dtype=object)
+        return cls(
+            rows,
+            popular.drop(QUERY),
+            columns,
+            RowFinder(ids),
+            values if ids.dtype.is_integer() else None,
+            ids.rank("dense").cast(pl.Int64).fill_null(0).to_numpy(),
+            {c: columns.get_column(c + CODE).fill_null(-1).to_numpy() for c in coded if c + CODE in columns.columns},
+            at,
+            values[at],
+            scores,
+        )
 
-    def showable_candidates(self, candidates: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """``candidates`` (``article_id``, ...) without the articles that may not be shown, in order, with the
-        ``carried`` columns added; and the snapshot's rows of those articles, once each, in the order of their
+    def candidates(
+        self, hits: Neighbours, n: int, exclude: Sequence[Sequence[Any]], keep_per_query: int
+    ) -> tuple[Candidates, pl.DataFrame]:
+        """The candidate rows of queries 0..n-1: the model's (``hits``: of each query, the first ``keep_per_query``
+        not in ``exclude[query]``), then the popular tier's (those not excluded), without the articles that may not
+        be shown. Returns them and the snapshot's rows of the model's articles, once each, in the order of their
         first occurrence.
 
-        Row numbers from a dictionary of positions, and gathers: joining a hundred ids against the whole catalogue
-        would hash it on every call, and an inner join with the articles' rows cost ~0.5 ms more per request.
+        Numpy but for the one gather of those rows: joining a hundred ids against the whole catalogue would hash it
+        on every call, and each polars call on a request's rows costs tens of microseconds.
         """
-        at = np.fromiter(
-            (-1 if p is None else p for p in map(self._positions.get, candidates.get_column(ARTICLE_ID).to_list())),
-            dtype=np.int64,
-            count=candidates.height,
+        ids = hits.ids if isinstance(hits.ids, np.ndarray) else np.asarray(hits.ids.to_list(), dtype=object)
+        at = self._find(hits.ids)
+        model = np.flatnonzero(allowed_rows(hits.query, ids, exclude, keep_per_query) & (at >= 0))
+        each = len(self._popular_rows)
+        popular_query = np.repeat(np.arange(n, dtype=np.int64), each)
+        popular = np.flatnonzero(allowed_rows(popular_query, np.tile(self._popular_ids, n), exclude))
+        model_at = at[model]
+        candidates = Candidates(
+            query=np.concatenate([hits.query[model], popular_query[popular]]),
+            at=np.concatenate([model_at, np.tile(self._popular_rows, n)[popular]]),
+            score=np.concatenate([hits.scores[model], np.tile(self._popular_scores, n)[popular]]).astype(np.float32),
+            rank=np.concatenate([positions(hits.query)[model], np.tile(np.arange(each), n)[popular]]).astype(np.int32),
+            tier=np.r_[np.full(len(model), MODEL_TIER, np.int8), np.full(len(popular), POPULAR_TIER, np.int8)],
+            n_model=len(model),
         )
-        shown = at >= 0
-        if not shown.all():
-            candidates = candidates[pl.Series(np.flatnonzero(shown), dtype=pl.UInt32)]
-            at = at[shown]
-        first = np.unique(at, return_index=True)[1]
-        articles = self.rows[pl.Series(at[np.sort(first)], dtype=pl.UInt32)]
-        return candidates.hstack(self.carried[pl.Series(at, dtype=pl.UInt32)].get_columns()), articles
+        if len(model) and hits.query[0] != hits.query[-1]:  # several queries may share articles
+            model_at = model_at[np.sort(np.unique(model_at, return_index=True)[1])]
+        return candidates, self.rows[pl.Series(model_at, dtype=pl.UInt32)]
+
+    def article_ids(self, at: np.ndarray) -> pl.Series:
+        """The article ids of rows ``at``."""
+        if self._ids is not None:
+            return pl.Series(ARTICLE_ID, self._ids[at])
+        return self.carried.get_column(ARTICLE_ID)[pl.Series(at, dtype=pl.UInt32)]
+
+    def id_keys(self, at: np.ndarray) -> np.ndarray:
+        """Integer keys of the article ids of rows ``at``, in the ids' order (the order stage's last tie-break)."""
+        return self._id_keys[at]
+
+    def codes(self, column: str, at: np.ndarray) -> np.ndarray | None:
+        """The codes of ``column`` at rows ``at`` (-1 where null); None when the column is not coded."""
+        codes = self._codes.get(column)
+        return None if codes is None else codes[at]
+
+
+def _tier_rows(
+    carried: pl.DataFrame,
+    at: np.ndarray,
+    query: np.ndarray,
+    scores: np.ndarray,
+    ranks: np.ndarray,
+    tier: int | np.ndarray,
+) -> pl.DataFrame:
+    """Candidate rows ``query, article_id, retrieval_score, retrieval_rank, tier`` + the carried columns of the
+    catalogue rows ``at``."""
+    gathered = carried[pl.Series(at, dtype=pl.UInt32)].get_columns()
+    tiers = tier if isinstance(tier, np.ndarray) else np.full(len(at), tier, np.int8)
+    return (
+        pl.Series(QUERY, query.astype(np.int64, copy=False))
+        .to_frame()
+        .hstack(
+            [
+                gathered[0],
+                pl.Series(RETRIEVAL_SCORE, scores.astype(np.float32, copy=False)),
+                pl.Series(RETRIEVAL_RANK, ranks.astype(np.int32)),
+                pl.Series(TIER, tiers),
+                *gathered[1:],
+            ]
+        )
+    )

@@ -12,6 +12,8 @@ plan this replaces took ~1.2 ms per request on the H&M catalogue).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -34,27 +36,71 @@ def order(scored: pl.DataFrame, top_k: np.ndarray, options: ServingOptions) -> p
     """
     rows = _answer_order(scored)
     query = scored.get_column(QUERY).to_numpy()[rows]
-    group = options.group_column
-    if group and group in scored.columns:
+    groups = _group_codes(scored, options.group_column)
+    kinds = _group_codes(scored, options.type_column) if options.max_per_type > 0 else None
+    articles = lambda: _codes(scored.get_column(ARTICLE_ID))  # noqa: E731
+    rows, position = answer_rows(rows, query, articles, groups, kinds, top_k, options)
+    kept = scored[pl.Series(rows, dtype=pl.UInt32)]
+    return kept.with_columns(pl.Series(POSITION, position, dtype=pl.Int32))
+
+
+def order_arrays(
+    query: np.ndarray,
+    tier: np.ndarray,
+    score: np.ndarray,
+    rank: np.ndarray,
+    article: np.ndarray,
+    groups: np.ndarray | None,
+    kinds: np.ndarray | None,
+    top_k: np.ndarray,
+    options: ServingOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`order` on a request's columns as arrays: ``article`` integer keys in the order of the article ids,
+    ``groups`` and ``kinds`` the integer codes of the group and type columns (-1 where null; None: no such
+    column). Returns the kept rows (in query, position order) and their positions."""
+    rows = np.lexsort((article, rank, -score, tier, query))  # the last key is the first sort key
+    return answer_rows(rows, query[rows], lambda: article, groups, kinds, top_k, options)
+
+
+def answer_rows(
+    rows: np.ndarray,
+    query: np.ndarray,
+    articles: Callable[[], np.ndarray],
+    groups: np.ndarray | None,
+    kinds: np.ndarray | None,
+    top_k: np.ndarray,
+    options: ServingOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cuts of :func:`order` over ``rows`` (in answer order; ``query`` theirs): one row per article (per group
+    when ``groups``), at most ``max_per_type`` per ``kinds`` value, ``top_k[q]`` per query. ``articles()``: the
+    non-negative codes of the article ids (computed only when needed); ``groups``/``kinds`` as in
+    :func:`order_arrays`. Returns the kept rows and their positions."""
+    if groups is not None:
         # an article without a group value is its own group; a repeated article has its first row's group, so
         # the first row of each group is also the article's first row
-        values = _keys(scored, group)
-        codes = _codes(values)[rows]
-        if values.null_count():
-            alone = values.is_null().to_numpy()[rows]
-            codes = np.where(alone, codes.max(initial=0) + 1 + _codes(scored.get_column(ARTICLE_ID))[rows], codes)
+        codes = groups[rows]
+        alone = codes < 0
+        if alone.any():
+            codes = np.where(alone, codes.max(initial=0) + 1 + articles()[rows], codes)
         keep = _count_within(query, codes) == 0
     else:
-        keep = _count_within(query, _codes(scored.get_column(ARTICLE_ID))[rows]) == 0
+        keep = _count_within(query, articles()[rows]) == 0
     rows, query = rows[keep], query[keep]
-    kind = options.type_column
-    if options.max_per_type > 0 and kind and kind in scored.columns:
-        keep = _count_within(query, _codes(_keys(scored, kind))[rows]) < options.max_per_type
+    if options.max_per_type > 0 and kinds is not None:
+        keep = _count_within(query, kinds[rows] + 1) < options.max_per_type  # nulls (-1) share one group
         rows, query = rows[keep], query[keep]
     position = positions(query)  # rows are grouped by query, in answer order
     keep = position < np.asarray(top_k, dtype=np.int64)[query]
-    kept = scored[pl.Series(rows[keep], dtype=pl.UInt32)]
-    return kept.with_columns(pl.Series(POSITION, position[keep], dtype=pl.Int32))
+    return rows[keep], position[keep]
+
+
+def _group_codes(scored: pl.DataFrame, name: str) -> np.ndarray | None:
+    """Codes of column ``name`` (or the codes it carries), -1 where null; None without such a column."""
+    if not name or (name not in scored.columns and name + CODE not in scored.columns):
+        return None
+    values = _keys(scored, name)
+    codes = _codes(values)
+    return np.where(values.is_null().to_numpy(), -1, codes) if values.null_count() else codes
 
 
 def _answer_order(scored: pl.DataFrame) -> np.ndarray:

@@ -4,18 +4,18 @@ Its request comes from the query transformer: per instance the query embedding (
 customer's online row as the query transformer saw it (with the features the request sent), ``top_k`` and the
 request time. Preprocess, for every instance of the request at once:
 
-1. *retrieve* — the articles not to show again (:func:`~recsys.serving.filters.recently_bought`), the
-   ``retrieve_k`` nearest articles of the embedding in the run's vector index (over-fetched by the number of
-   excluded articles, which are then removed), and recent popularity as a lower tier;
-2. *filter* — the retrieved articles' rows of the ``ranking`` view (attributes and popularity), looked up in the
-   in-memory catalogue (:mod:`~recsys.serving.catalogue`, re-read from the online store in the background),
-   which holds only the articles that may be shown: unknown and inactive ones drop out;
+1. *retrieve* — the articles not to show again (:func:`~recsys.serving.filters.recently_bought`) and the
+   nearest articles of the embedding in the run's vector index, over-fetched by the number of excluded articles;
+2. *filter* — in the in-memory catalogue (:mod:`~recsys.serving.catalogue`, re-read from the online store in the
+   background), which holds only the articles that may be shown: the first ``retrieve_k`` hits not excluded,
+   without unknown and inactive ones, then recent popularity as a lower tier (less the excluded articles), and
+   the retrieved articles' rows of the ``ranking`` view (attributes and popularity);
 3. *features* — the ranker's rows, the very values of training's
    :func:`~recsys.training.ranking_features.candidate_features` built at request size by
    :func:`~recsys.serving.request_features.request_features` (tests hold the two equal), sent to the ranking
    predictor as columns.
 
-Postprocess puts the scores back on the candidates and orders them (:func:`~recsys.serving.order.order`), then
+Postprocess puts the scores back on the candidates and orders them (:func:`~recsys.serving.order.order_arrays`), then
 returns article ids, scores and display fields per instance. An instance without an embedding (no signal) is
 answered from the popularity tier only.
 """
@@ -37,7 +37,7 @@ from recsys.pipeline.groups import ARTICLES, TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW
 from recsys.serving.catalogue import UNITS_7D, UNITS_30D, CatalogueSnapshot, Refreshing
 from recsys.serving.customers import online_schema, rows_from_wire
-from recsys.serving.filters import drop_excluded, recently_bought, showable
+from recsys.serving.filters import recently_bought, showable
 from recsys.serving.model_set import (
     RANKING_SERVICE,
     check_ranker_inputs,
@@ -47,10 +47,10 @@ from recsys.serving.model_set import (
     view,
 )
 from recsys.serving.options import ServingOptions
-from recsys.serving.order import SCORE, order
+from recsys.serving.order import SCORE, order_arrays
 from recsys.serving.request_features import request_features
 from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
-from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, retrieve
+from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, Candidates, neighbours
 from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, rounded, timed
 from recsys.store.base import Project
 from recsys.training.ranking_features import (
@@ -70,8 +70,8 @@ class RankingPlan:
 
     instances: list[Instance]
     has_embedding: np.ndarray
-    candidates: pl.DataFrame  # query, article_id, retrieval_score, retrieval_rank, tier + carried article columns
-    ranked: pl.DataFrame  # query, article_id of the rows sent to the ranker, in that order
+    catalogue: CatalogueSnapshot  # the one the candidates' rows refer to (a refresh may swap it meanwhile)
+    candidates: Candidates  # the model tier's rows are the ones sent to the ranker, in order
     wire: Payload
     started: float
     timings: Timings = field(default_factory=dict)
@@ -160,45 +160,45 @@ class RankingTransformer(Model):
             matrix = np.asarray([embeddings[q] for q in queries] if len(queries) else np.zeros((0, 1)), np.float32)
             # over-fetch by the longest exclusion list, so that k remain after the filter
             k = self.options.retrieve_k + max(len(e) for e in exclude)
-            model = retrieve(self.index, matrix, queries, k)
-            catalogue = self.catalogue.get()
-            popular = catalogue.popular_for(n)
-            model = drop_excluded(model, exclude, keep_per_query=self.options.retrieve_k)
-            popular = drop_excluded(popular, exclude)
+            hits = neighbours(self.index, matrix, queries, k)
         with timed(timings, "filter"):
-            model, articles = catalogue.showable_candidates(model)
-            if popular.columns != model.columns:  # both tiers take their columns from the snapshot: never, so far
-                popular = popular.select(model.columns)
-            candidates = pl.concat([model, popular])
+            catalogue = self.catalogue.get()
+            candidates, articles = catalogue.candidates(hits, n, exclude, self.options.retrieve_k)
         with timed(timings, "features"):
             customers = rows_from_wire(rows, self.customer_schema)
-            to_rank = model.select(
-                QUERY,
-                pl.lit(customers.get_column(CUSTOMER_ID)).gather(pl.col(QUERY)).alias(CUSTOMER_ID),
-                ARTICLE_ID,
-                RETRIEVAL_SCORE,
-                RETRIEVAL_RANK,
+            m = candidates.n_model
+            query = pl.Series(QUERY, candidates.query[:m])
+            ids = customers.get_column(CUSTOMER_ID)
+            to_rank = query.to_frame().hstack(
+                [
+                    ids.new_from_index(0, m) if n == 1 else ids[pl.Series(candidates.query[:m], dtype=pl.UInt32)],
+                    catalogue.article_ids(candidates.at[:m]),
+                    pl.Series(RETRIEVAL_SCORE, candidates.score[:m]),
+                    pl.Series(RETRIEVAL_RANK, candidates.rank[:m]),
+                ]
             )
             features = self._features(to_rank, customers, articles, times)
             wire = {"inputs": frame_to_columns(features, self.schema.features), "run_id": self.run.run_id}
-        ranked = features.select(QUERY, ARTICLE_ID)
-        return RankingPlan(instances, has_embedding, candidates, ranked, wire, started, timings)
+        return RankingPlan(instances, has_embedding, catalogue, candidates, wire, started, timings)
 
     def _features(
         self, to_rank: pl.DataFrame, customers: pl.DataFrame, articles: pl.DataFrame, times: list[datetime]
     ) -> pl.DataFrame:
-        """The ranker's rows, computed as of each instance's request time (usually one time per request)."""
+        """The ranker's rows (those of ``to_rank``, in order), computed as of each instance's request time (usually
+        one time per request)."""
         if len(set(times)) <= 1 or to_rank.height == 0:
             return request_features(to_rank, customers, articles, times[0] if times else utc_now(), self.schema)
-        day = pl.Series("_t", times).gather(to_rank.get_column(QUERY))
-        parts = [
-            request_features(to_rank.filter(day == as_of), customers, articles, as_of, self.schema)
-            for as_of in sorted(set(day.to_list()))
-        ]
-        return pl.concat(parts)
+        day = np.array(times, dtype=object)[to_rank.get_column(QUERY).to_numpy()]
+        parts, rows = [], []
+        for as_of in sorted(set(times)):
+            at = np.flatnonzero(day == as_of)
+            part = to_rank[pl.Series(at, dtype=pl.UInt32)]
+            parts.append(request_features(part, customers, articles, as_of, self.schema))
+            rows.append(at)
+        return pl.concat(parts)[pl.Series(np.argsort(np.concatenate(rows)), dtype=pl.UInt32)]
 
     async def predict(self, plan: RankingPlan, headers: dict[str, str] | None = None) -> RankingPlan:  # type: ignore[override]
-        if plan.ranked.height == 0:
+        if plan.candidates.n_model == 0:
             return plan
         with timed(plan.timings, "rank"):
             if self._predictor is not None:
@@ -217,45 +217,53 @@ class RankingTransformer(Model):
         self, plan: RankingPlan, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
     ) -> Payload:
         with timed(plan.timings, "order"):
-            answer = order(self._scored(plan), np.array([i.top_k for i in plan.instances]), self.options)
-            predictions = self._predictions(plan, answer)
+            predictions = self._predictions(plan, *self._order(plan))
         plan.timings["total"] = (time.perf_counter() - plan.started) * 1000
         return {"predictions": predictions, "run_id": self.run.run_id, "timings_ms": rounded(plan.timings)}
 
-    @staticmethod
-    def _scored(plan: RankingPlan) -> pl.DataFrame:
-        """The candidates with ``score``: the ranker's on the model tier rows it scored, else the retrieval score
-        (the popular tier keeps its own, also for an article the model tier holds too: order() drops that one)."""
-        candidates, ranked = plan.candidates, plan.ranked
-        score = candidates.get_column(RETRIEVAL_SCORE).cast(pl.Float64).to_numpy().copy()
-        n = ranked.height
-        head = candidates.head(n)
-        if all(head.get_column(c).equals(ranked.get_column(c)) for c in (QUERY, ARTICLE_ID)):
-            # the ranked rows are the model tier, in order, at the top of the candidates: no join needed
-            score[:n] = plan.scores
-            return candidates.with_columns(pl.Series(SCORE, score))
-        model_tier = pl.lit(MODEL_TIER, pl.Int8).alias(TIER)
-        scored = ranked.with_columns(pl.Series(SCORE, plan.scores, dtype=pl.Float64), model_tier)
-        joined = candidates.join(scored, on=[QUERY, ARTICLE_ID, TIER], how="left", maintain_order="left")
-        return joined.with_columns(pl.coalesce(SCORE, pl.col(RETRIEVAL_SCORE).cast(pl.Float64)))
+    def _order(self, plan: RankingPlan) -> tuple[np.ndarray, np.ndarray]:
+        """The answer's candidate rows (in query, position order) and their scores: the ranker's on the model
+        tier, else the retrieval score (the popular tier keeps its own, also for an article the model tier holds
+        too: the order stage drops that one)."""
+        candidates, catalogue = plan.candidates, plan.catalogue
+        score = candidates.score.astype(np.float64)
+        if len(plan.scores) != candidates.n_model:
+            raise InferenceError(f"the ranking predictor sent {len(plan.scores)} scores for {candidates.n_model} rows")
+        score[: candidates.n_model] = plan.scores
+        at, options = candidates.at, self.options
+        rows, _ = order_arrays(
+            candidates.query,
+            candidates.tier,
+            score,
+            candidates.rank,
+            catalogue.id_keys(at),
+            catalogue.codes(options.group_column, at),
+            catalogue.codes(options.type_column, at) if options.max_per_type > 0 else None,
+            np.array([i.top_k for i in plan.instances]),
+            options,
+        )
+        return rows, score[rows]
 
-    def _predictions(self, plan: RankingPlan, answer: pl.DataFrame) -> list[dict[str, Any]]:
-        """The JSON answer of each instance (the rows of ``answer`` are in query, position order)."""
-        fields = [ARTICLE_ID, SCORE, *self.display]
-        columns = {name: answer.get_column(name).to_list() for name in (QUERY, TIER, *fields)}
-        shown: list[list[dict[str, Any]]] = [[] for _ in plan.instances]
-        for row in range(answer.height):
-            item = {name: columns[name][row] for name in fields}
-            item[SCORE] = round(item[SCORE], 6)
-            item["source"] = SOURCES[columns[TIER][row]]
-            shown[columns[QUERY][row]].append(item)
+    def _predictions(self, plan: RankingPlan, rows: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        """The JSON answer of each instance (``rows``: the answer's candidate rows, in query, position order)."""
+        at = plan.candidates.at[rows]
+        shown = plan.catalogue.carried[pl.Series(at, dtype=pl.UInt32)]
+        fields = [ARTICLE_ID, *self.display]
+        columns = [shown.get_column(name).to_list() for name in fields]
+        queries, tiers = plan.candidates.query[rows].tolist(), plan.candidates.tier[rows].tolist()
+        answers: list[list[dict[str, Any]]] = [[] for _ in plan.instances]
+        for row, (q, score, tier) in enumerate(zip(queries, scores.tolist(), tiers, strict=True)):
+            item = {name: values[row] for name, values in zip(fields, columns, strict=True)}
+            item[SCORE] = round(score, 6)
+            item["source"] = SOURCES[tier]
+            answers[q].append(item)
         return [
             {
                 "customer_id": instance.customer_id,
                 "source": SOURCES[MODEL_TIER] if plan.has_embedding[q] else SOURCES[POPULAR_TIER],
-                "article_ids": [item[ARTICLE_ID] for item in shown[q]],
-                "scores": [item[SCORE] for item in shown[q]],
-                "articles": shown[q],
+                "article_ids": [item[ARTICLE_ID] for item in answers[q]],
+                "scores": [item[SCORE] for item in answers[q]],
+                "articles": answers[q],
                 "run_id": self.run.run_id,
             }
             for q, instance in enumerate(plan.instances)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 import pytest
 
-from recsys.serving.filters import drop_excluded, recently_bought, showable
+from recsys.serving.filters import allowed_rows, recently_bought, showable
 from recsys.serving.options import ServingOptions
 
 D = datetime
@@ -30,15 +31,21 @@ def test_recently_bought_is_the_head_of_the_history_when_the_last_purchase_is_re
     assert recently_bought(rows[:1], [AT], ServingOptions(bought_window_days=3)) == [[5, 4, 3, 2]]
 
 
-def test_drop_excluded_masks_each_querys_own_list_then_keeps_the_first_rows() -> None:
-    candidates = pl.DataFrame({"query": [0, 0, 0, 0, 1, 1, 2], "article_id": [5, 4, 3, 2, 5, 3, 7]})
-    out = drop_excluded(candidates, [[5, 4], [], [7]])
-    assert out.rows() == [(0, 3), (0, 2), (1, 5), (1, 3)]  # 5 is only banned for query 0
-    assert drop_excluded(candidates, [[5, 4], [], [7]], keep_per_query=1).rows() == [(0, 3), (1, 5)]
-    assert drop_excluded(candidates, [[], [], []]) is candidates
-    strings = pl.DataFrame({"query": [0, 0], "article_id": ["a", "b"]})
-    assert drop_excluded(strings, [["b"]]).rows() == [(0, "a")]
-    assert drop_excluded(candidates.head(0), [[1]]).height == 0
+def test_allowed_rows_masks_each_querys_own_list_then_keeps_the_first_rows() -> None:
+    query, ids = np.array([0, 0, 0, 0, 1, 1, 2]), np.array([5, 4, 3, 2, 5, 3, 7])
+    keep = allowed_rows(query, ids, [[5, 4], [], [7]])
+    assert ids[keep].tolist() == [3, 2, 5, 3] and query[keep].tolist() == [0, 0, 1, 1]  # 5 is banned for 0 only
+    assert ids[allowed_rows(query, ids, [[5, 4], [], [7]], keep_per_query=1)].tolist() == [3, 5]
+    assert allowed_rows(query, ids, [[], [], []]).all()
+    assert allowed_rows(query, ids, [[]], keep_per_query=2).tolist() == [True, True, False, False, True, True, True]
+    strings = np.array(["a", "b"], dtype=object)
+    assert allowed_rows(np.array([0, 0]), strings, [["b"]]).tolist() == [True, False]
+    assert allowed_rows(np.zeros(0, np.int64), np.zeros(0, np.int64), [[1]]).shape == (0,)
+    # one instance, many ids and bans: np.isin's path, the same answer
+    many = np.arange(5000)
+    assert np.flatnonzero(~allowed_rows(np.zeros(5000, np.int64), many, [list(range(0, 5000, 7))])).tolist() == list(
+        range(0, 5000, 7)
+    )
 
 
 @pytest.fixture
