@@ -55,8 +55,9 @@ class RankingPredictor(Model):
 def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[FeaturesData, int]:
     """The wire's feature columns as CatBoost's input (:func:`~recsys.training.ranking.model_input`'s form).
 
-    Straight from the lists to numpy: at a request's hundred rows, a polars frame in between cost more than the
-    trees. :class:`BadRequest` names the first column that is missing, of another length or of the wrong type.
+    Straight from the lists (or arrays, in process) to numpy: at a request's hundred rows, a polars frame in
+    between cost more than the trees. :class:`BadRequest` names the first column that is missing, of another
+    length or of the wrong type.
     """
     lengths = set()
     numeric = []
@@ -73,7 +74,7 @@ def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[Feature
     categorical = []
     for name in schema.categorical:
         values = _column(columns, name)
-        if not all(type(v) is str for v in values):
+        if not set(map(type, values)) <= {str}:
             raise BadRequest(f"inputs.{name}", "expected strings (categorical features are never null)")
         categorical.append(np.asarray(values, dtype=object))
         lengths.add(len(values))
@@ -89,8 +90,9 @@ def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[Feature
     return data, rows
 
 
-def _column(columns: dict[str, Any], name: str) -> list[Any]:
+def _column(columns: dict[str, Any], name: str) -> list[Any] | np.ndarray:
+    """A column of the wire: a list (JSON), or in process the transformer's numpy array of numbers."""
     values = columns.get(name)
-    if not isinstance(values, list):
+    if not isinstance(values, list | np.ndarray):
         raise BadRequest(f"inputs.{name}", "missing feature column, or not a list")
     return values

@@ -51,7 +51,7 @@ from recsys.serving.order import SCORE, order_arrays
 from recsys.serving.request_features import request_features
 from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, Candidates, neighbours
-from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, rounded, timed
+from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, listed, rounded, timed
 from recsys.store.base import Project
 from recsys.training.ranking_features import (
     ARTICLE_PRICE,
@@ -203,8 +203,8 @@ class RankingTransformer(Model):
         with timed(plan.timings, "rank"):
             if self._predictor is not None:
                 response = await self._predictor(plan.wire, headers)
-            else:  # KServe's own call to --predictor_host
-                response = await super().predict(plan.wire, headers)
+            else:  # KServe's own call to --predictor_host, whose encoder takes no numpy arrays
+                response = await super().predict({**plan.wire, "inputs": listed(plan.wire["inputs"])}, headers)
         if response.get("run_id") != self.run.run_id:
             raise InferenceError(
                 f"the ranking predictor serves run {response.get('run_id')!r}, not {self.run.run_id!r}"

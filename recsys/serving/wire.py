@@ -72,10 +72,27 @@ def columns_to_arrays(columns: Any, kinds: Mapping[str, str]) -> tuple[dict[str,
     return out, lengths.pop() if lengths else 0
 
 
-def frame_to_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, list[Any]]:
-    """A frame's columns (``names``, default all) as the v1 columnar ``inputs`` (a NaN stays NaN in process; JSON
-    encoding makes it null). Column by column: selecting ``names`` first cost more than the lists."""
-    return {name: frame.get_column(name).to_list() for name in (frame.columns if names is None else names)}
+def frame_to_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, list[Any] | np.ndarray]:
+    """A frame's columns (``names``, default all) as the v1 columnar ``inputs``: numbers as numpy arrays (null →
+    NaN), other values as lists. The hops encode arrays as JSON lists (NaN → null, :class:`HttpHop`) and, in
+    process, hand them to the model as they are: a request's thirty columns cost ~0.3 ms to turn into Python
+    lists and back. :func:`listed` makes them lists for encoders that take no arrays."""
+    columns = frame.columns if names is None else names
+    return {name: _column_values(frame.get_column(name)) for name in columns}
+
+
+def _column_values(column: pl.Series) -> list[Any] | np.ndarray:
+    if column.dtype.is_float() or (column.dtype.is_integer() and not column.null_count()):
+        return column.to_numpy()
+    return column.to_list()
+
+
+def listed(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """``columns`` with numpy arrays as lists (NaN → None): JSON for any encoder."""
+    return {
+        name: [None if v != v else v for v in values.tolist()] if isinstance(values, np.ndarray) else values
+        for name, values in columns.items()
+    }
 
 
 # -- hops -----------------------------------------------------------------------------------------------------
@@ -106,7 +123,8 @@ class HttpHop:
     async def __call__(self, payload: Payload, headers: dict[str, str] | None = None) -> Payload:
         forwarded = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
         sent = {"content-type": "application/json", **forwarded}
-        async with self._session_here().post(self.url, data=orjson.dumps(payload), headers=sent) as response:
+        data = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)  # frame_to_columns' arrays
+        async with self._session_here().post(self.url, data=data, headers=sent) as response:
             body = await response.read()
         if not 200 <= response.status < 300:
             raise InferenceError(f"{self.url} answered {response.status}: {body[:500].decode(errors='replace')}")

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from recsys.serving.wire import Payload
+from recsys.serving.wire import Payload, listed
 
 REQUEST_ID, ANSWER = "recsys_request_id", "recsys_answer"
 RANKING_DEPLOYMENT_ENV = "RECSYS_RANKING_DEPLOYMENT"
@@ -138,7 +138,10 @@ class TransformerScript:
 
     def preprocess(self, inputs: Any) -> Payload:
         plan = self._loop.run(self.model.preprocess(inputs))
-        return {"instances": [{**plan.wire, REQUEST_ID: self.pending.put(plan)}]}
+        wire = dict(plan.wire)
+        if isinstance(wire.get("inputs"), dict):  # the ranker's columns: Hopsworks' own JSON encoder takes no arrays
+            wire["inputs"] = listed(wire["inputs"])
+        return {"instances": [{**wire, REQUEST_ID: self.pending.put(plan)}]}
 
     def postprocess(self, outputs: Payload) -> Payload:
         plan = self.pending.pop(outputs.pop(REQUEST_ID))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 from catboost import CatBoost, Pool
@@ -52,8 +53,11 @@ def predict(predictor: RankingPredictor, inputs: object) -> dict:
 def test_wire_columns_score_like_the_frame(predictor: RankingPredictor) -> None:
     frame = rows(120, 1)
     expected = predictor.ranker.score(frame.select(SCHEMA.features))
-    in_process = predict(predictor, frame_to_columns(frame))["predictions"]
-    as_json = frame_to_columns(frame.with_columns(pl.col("weight").fill_nan(None)))  # JSON has null, not NaN
+    columns = frame_to_columns(frame)
+    assert isinstance(columns["weight"], np.ndarray)  # in process: numbers as arrays
+    in_process = predict(predictor, columns)["predictions"]
+    as_json = orjson.loads(orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY))  # HttpHop's: NaN → null
+    assert isinstance(as_json["weight"], list) and None in as_json["weight"]
     np.testing.assert_allclose(in_process, expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(predict(predictor, as_json)["predictions"], expected, rtol=0, atol=1e-12)
     assert predict(predictor, frame_to_columns(frame.head(0)))["predictions"] == []
@@ -65,6 +69,8 @@ def test_wire_columns_score_like_the_frame(predictor: RankingPredictor) -> None:
         (lambda c: c.pop("weight"), "inputs.weight"),
         (lambda c: c.update(weight=["heavy"] * 3), "inputs.weight"),
         (lambda c: c.update(weight=[[1.0]] * 3), "inputs.weight"),
+        (lambda c: c.update(weight=np.ones((3, 1), np.float32)), "inputs.weight"),
+        (lambda c: c.update(weight=(1.0, 2.0, 3.0)), "inputs.weight"),
         (lambda c: c.update(club=["ACTIVE", None, "ACTIVE"]), "inputs.club"),
         (lambda c: c.update(units_7d=[1.0]), "inputs"),
     ],

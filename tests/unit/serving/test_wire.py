@@ -17,7 +17,7 @@ from kserve.errors import InferenceError
 
 from recsys.serving.process import BodyLimit, ServerSpec
 from recsys.serving.requests import BadRequest
-from recsys.serving.wire import HttpHop, columns_to_arrays, frame_to_columns
+from recsys.serving.wire import HttpHop, columns_to_arrays, frame_to_columns, listed
 
 KINDS = {"customer_id": "string", "last_article_ids": "int", "age": "float"}
 
@@ -47,9 +47,18 @@ def test_bad_columns_name_the_input(columns: Any, field: str) -> None:
     assert caught.value.field == field
 
 
-def test_frame_to_columns_keeps_order_and_nulls() -> None:
-    frame = pl.DataFrame({"a": ["x", "MISSING"], "b": [1.5, None]}, schema_overrides={"b": pl.Float32})
-    assert frame_to_columns(frame) == {"a": ["x", "MISSING"], "b": [1.5, None]}
+def test_frame_to_columns_keeps_order_and_nulls_and_sends_numbers_as_arrays() -> None:
+    frame = pl.DataFrame(
+        {"a": ["x", "MISSING"], "b": [1.5, None], "c": [1, 2], "d": [1, None]}, schema_overrides={"b": pl.Float32}
+    )
+    columns = frame_to_columns(frame)
+    assert list(columns) == ["a", "b", "c", "d"] and columns["a"] == ["x", "MISSING"] and columns["d"] == [1, None]
+    assert columns["b"].dtype == np.float32 and columns["b"][0] == 1.5 and np.isnan(columns["b"][1])
+    assert columns["c"].tolist() == [1, 2]
+    # on the wire (HttpHop's encoding, or listed() for other encoders) a null is a JSON null either way
+    assert orjson.loads(orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY))["b"] == [1.5, None]
+    assert listed(columns) == {"a": ["x", "MISSING"], "b": [1.5, None], "c": [1, 2], "d": [1, None]}
+    assert frame_to_columns(frame, ["c"]).keys() == {"c"}
 
 
 def test_server_spec_round_trip() -> None:
