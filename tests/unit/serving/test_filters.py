@@ -41,6 +41,7 @@ def test_allowed_rows_masks_each_querys_own_list_then_keeps_the_first_rows() -> 
     strings = np.array(["a", "b"], dtype=object)
     assert allowed_rows(np.array([0, 0]), strings, [["b"]]).tolist() == [True, False]
     assert allowed_rows(np.zeros(0, np.int64), np.zeros(0, np.int64), [[1]]).shape == (0,)
+    assert ids[allowed_rows(query, ids, [[None, 4], [], []])].tolist() == [5, 3, 2, 5, 3, 7]  # a null id: no ban
     # one instance, many ids and bans: np.isin's path, the same answer
     many = np.arange(5000)
     assert np.flatnonzero(~allowed_rows(np.zeros(5000, np.int64), many, [list(range(0, 5000, 7))])).tolist() == list(
