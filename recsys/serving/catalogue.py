@@ -26,7 +26,7 @@ import polars as pl
 from recsys.data.dataset import ARTICLE_ID
 from recsys.serving.filters import allowed_rows
 from recsys.serving.order import CODE
-from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, Candidates, Neighbours, positions
+from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, TIER, Candidates, Neighbours, positions
 from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE
 
 UNITS_7D, UNITS_30D = "units_7d", "units_30d"  # the article_popularity group's columns the tier sorts by
@@ -95,12 +95,11 @@ class RowFinder:
         else:
             self._rows = dict(zip(ids.to_list(), range(ids.len()), strict=True))
 
-    def __call__(self, ids: np.ndarray | pl.Series) -> np.ndarray:
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
         if not self.integer:
-            values = ids.to_list() if isinstance(ids, pl.Series) else ids.tolist()
-            found = map(self._rows.get, values)
-            return np.fromiter((-1 if r is None else r for r in found), dtype=np.int64, count=len(values))
-        if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer) or not len(self._sorted):
+            found = map(self._rows.get, ids.tolist())
+            return np.fromiter((-1 if r is None else r for r in found), dtype=np.int64, count=len(ids))
+        if not np.issubdtype(ids.dtype, np.integer) or not len(self._sorted):
             return np.full(len(ids), -1, dtype=np.int64)  # ids of another kind than the catalogue's: none known
         at = self._sorted.searchsorted(ids).clip(max=len(self._sorted) - 1)
         return np.where(self._sorted[at] == ids, self._order[at], -1)
@@ -114,11 +113,10 @@ class CatalogueSnapshot:
     popular: pl.DataFrame  # article_id, retrieval_score (units in 7 days), retrieval_rank, tier + ``carried``
     carried: pl.DataFrame = field(repr=False)  # article_id, the carried columns and codes of ``rows``, row for row
     _find: RowFinder = field(repr=False)
-    _ids: np.ndarray | None = field(repr=False)  # the integer article ids of ``rows`` (None: other ids)
+    _ids: np.ndarray = field(repr=False)  # the article ids of ``rows`` (an object array for ids not integers)
     _id_keys: np.ndarray = field(repr=False)  # each row's article id as its rank among the ids
     _codes: dict[str, np.ndarray] = field(repr=False)  # the coded columns' codes per row, -1 where null
     _popular_rows: np.ndarray = field(repr=False)  # the popular tier's rows of ``rows``, best first
-    _popular_ids: np.ndarray = field(repr=False)
     _popular_scores: np.ndarray = field(repr=False)
 
     @classmethod
@@ -135,19 +133,25 @@ class CatalogueSnapshot:
         )
         at = best.get_column("_row").to_numpy()
         scores = best.get_column(UNITS_7D).fill_null(0).cast(pl.Float32).to_numpy()
-        popular = _tier_rows(columns, at, np.zeros(len(at), np.int64), scores, np.arange(len(at)), POPULAR_TIER)
+        popular = (
+            columns[pl.Series(at, dtype=pl.UInt32)]
+            .with_columns(
+                pl.Series(RETRIEVAL_SCORE, scores),
+                pl.Series(RETRIEVAL_RANK, np.arange(len(at), dtype=np.int32)),
+                pl.lit(POPULAR_TIER, pl.Int8).alias(TIER),
+            )
+            .select(ARTICLE_ID, RETRIEVAL_SCORE, RETRIEVAL_RANK, TIER, *columns.columns[1:])
+        )
         ids = rows.get_column(ARTICLE_ID)
-        values = ids.to_numpy() if ids.dtype.is_integer() else np.asarray(ids.to_list(), dtype=object)
         return cls(
             rows,
-            popular.drop(QUERY),
+            popular,
             columns,
             RowFinder(ids),
-            values if ids.dtype.is_integer() else None,
+            _as_array(ids),
             ids.rank("dense").cast(pl.Int64).fill_null(0).to_numpy(),
             {c: columns.get_column(c + CODE).fill_null(-1).to_numpy() for c in coded if c + CODE in columns.columns},
             at,
-            values[at],
             scores,
         )
 
@@ -162,12 +166,13 @@ class CatalogueSnapshot:
         Numpy but for the one gather of those rows: joining a hundred ids against the whole catalogue would hash it
         on every call, and each polars call on a request's rows costs tens of microseconds.
         """
-        ids = hits.ids if isinstance(hits.ids, np.ndarray) else np.asarray(hits.ids.to_list(), dtype=object)
-        at = self._find(hits.ids)
+        ids = hits.ids if isinstance(hits.ids, np.ndarray) else _as_array(hits.ids)
+        at = self._find(ids)
         model = np.flatnonzero(allowed_rows(hits.query, ids, exclude, keep_per_query) & (at >= 0))
         each = len(self._popular_rows)
         popular_query = np.repeat(np.arange(n, dtype=np.int64), each)
-        popular = np.flatnonzero(allowed_rows(popular_query, np.tile(self._popular_ids, n), exclude))
+        popular_ids = np.tile(self._ids[self._popular_rows], n)
+        popular = np.flatnonzero(allowed_rows(popular_query, popular_ids, exclude))
         model_at = at[model]
         candidates = Candidates(
             query=np.concatenate([hits.query[model], popular_query[popular]]),
@@ -183,7 +188,7 @@ class CatalogueSnapshot:
 
     def article_ids(self, at: np.ndarray) -> pl.Series:
         """The article ids of rows ``at``."""
-        if self._ids is not None:
+        if self._ids.dtype != object:
             return pl.Series(ARTICLE_ID, self._ids[at])
         return self.carried.get_column(ARTICLE_ID)[pl.Series(at, dtype=pl.UInt32)]
 
@@ -197,28 +202,6 @@ class CatalogueSnapshot:
         return None if codes is None else codes[at]
 
 
-def _tier_rows(
-    carried: pl.DataFrame,
-    at: np.ndarray,
-    query: np.ndarray,
-    scores: np.ndarray,
-    ranks: np.ndarray,
-    tier: int | np.ndarray,
-) -> pl.DataFrame:
-    """Candidate rows ``query, article_id, retrieval_score, retrieval_rank, tier`` + the carried columns of the
-    catalogue rows ``at``."""
-    gathered = carried[pl.Series(at, dtype=pl.UInt32)].get_columns()
-    tiers = tier if isinstance(tier, np.ndarray) else np.full(len(at), tier, np.int8)
-    return (
-        pl.Series(QUERY, query.astype(np.int64, copy=False))
-        .to_frame()
-        .hstack(
-            [
-                gathered[0],
-                pl.Series(RETRIEVAL_SCORE, scores.astype(np.float32, copy=False)),
-                pl.Series(RETRIEVAL_RANK, ranks.astype(np.int32)),
-                pl.Series(TIER, tiers),
-                *gathered[1:],
-            ]
-        )
-    )
+def _as_array(ids: pl.Series) -> np.ndarray:
+    """Integer ids as their numpy array, other ids as an object array of Python values."""
+    return ids.to_numpy() if ids.dtype.is_integer() else np.asarray(ids.to_list(), dtype=object)
