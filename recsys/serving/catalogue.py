@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -28,6 +28,9 @@ from recsys.serving.filters import allowed_rows
 from recsys.serving.order import CODE
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, TIER, Candidates, Neighbours, positions
 from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE
+
+if TYPE_CHECKING:
+    from recsys.serving.request_columns import ServingFeatures
 
 UNITS_7D, UNITS_30D = "units_7d", "units_30d"  # the article_popularity group's columns the tier sorts by
 
@@ -118,6 +121,8 @@ class CatalogueSnapshot:
     _codes: dict[str, np.ndarray] = field(repr=False)  # the coded columns' codes per row, -1 where null
     _popular_rows: np.ndarray = field(repr=False)  # the popular tier's rows of ``rows``, best first
     _popular_scores: np.ndarray = field(repr=False)
+    # the ranker's article features over ``rows``, prepared once (None: requests take the frame path)
+    features: ServingFeatures | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, rows: pl.DataFrame, n_popular: int, carried: list[str], coded: Sequence[str] = ()) -> CatalogueSnapshot:
@@ -155,16 +160,13 @@ class CatalogueSnapshot:
             scores,
         )
 
-    def candidates(
-        self, hits: Neighbours, n: int, exclude: Sequence[Sequence[Any]], keep_per_query: int
-    ) -> tuple[Candidates, pl.DataFrame]:
+    def candidates(self, hits: Neighbours, n: int, exclude: Sequence[Sequence[Any]], keep_per_query: int) -> Candidates:
         """The candidate rows of queries 0..n-1: the model's (``hits``: of each query, the first ``keep_per_query``
         not in ``exclude[query]``), then the popular tier's (those not excluded), without the articles that may not
-        be shown. Returns them and the snapshot's rows of the model's articles, once each, in the order of their
-        first occurrence.
+        be shown.
 
-        Numpy but for the one gather of those rows: joining a hundred ids against the whole catalogue would hash it
-        on every call, and each polars call on a request's rows costs tens of microseconds.
+        Numpy only: joining a hundred ids against the whole catalogue would hash it on every call, and each polars
+        call on a request's rows costs tens of microseconds.
         """
         ids = hits.ids if isinstance(hits.ids, np.ndarray) else _as_array(hits.ids)
         at = self._find(ids)
@@ -173,18 +175,21 @@ class CatalogueSnapshot:
         popular_query = np.repeat(np.arange(n, dtype=np.int64), each)
         popular_ids = np.tile(self._ids[self._popular_rows], n)
         popular = np.flatnonzero(allowed_rows(popular_query, popular_ids, exclude))
-        model_at = at[model]
-        candidates = Candidates(
+        return Candidates(
             query=np.concatenate([hits.query[model], popular_query[popular]]),
-            at=np.concatenate([model_at, np.tile(self._popular_rows, n)[popular]]),
+            at=np.concatenate([at[model], np.tile(self._popular_rows, n)[popular]]),
             score=np.concatenate([hits.scores[model], np.tile(self._popular_scores, n)[popular]]).astype(np.float32),
             rank=np.concatenate([positions(hits.query)[model], np.tile(np.arange(each), n)[popular]]).astype(np.int32),
             tier=np.r_[np.full(len(model), MODEL_TIER, np.int8), np.full(len(popular), POPULAR_TIER, np.int8)],
             n_model=len(model),
         )
-        if len(model) and hits.query[0] != hits.query[-1]:  # several queries may share articles
-            model_at = model_at[np.sort(np.unique(model_at, return_index=True)[1])]
-        return candidates, self.rows[pl.Series(model_at, dtype=pl.UInt32)]
+
+    def model_rows(self, candidates: Candidates) -> pl.DataFrame:
+        """The rows of the model tier's articles, once each, in the order of their first occurrence."""
+        at = candidates.at[: candidates.n_model]
+        if len(at) and candidates.query[0] != candidates.query[len(at) - 1]:  # several queries may share articles
+            at = at[np.sort(np.unique(at, return_index=True)[1])]
+        return self.rows[pl.Series(at, dtype=pl.UInt32)]
 
     def article_ids(self, at: np.ndarray) -> pl.Series:
         """The article ids of rows ``at``."""

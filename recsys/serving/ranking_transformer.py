@@ -11,9 +11,10 @@ request time. Preprocess, for every instance of the request at once:
    without unknown and inactive ones, then recent popularity as a lower tier (less the excluded articles), and
    the retrieved articles' rows of the ``ranking`` view (attributes and popularity);
 3. *features* — the ranker's rows, the very values of training's
-   :func:`~recsys.training.ranking_features.candidate_features` built at request size by
-   :func:`~recsys.serving.request_features.request_features` (tests hold the two equal), sent to the ranking
-   predictor as columns.
+   :func:`~recsys.training.ranking_features.candidate_features`, sent to the ranking predictor as columns: read
+   from the customer rows and the catalogue's prepared arrays (:mod:`~recsys.serving.request_columns`), or, for
+   inputs only frames read, built by :func:`~recsys.serving.request_features.request_features` (tests hold all
+   three equal).
 
 Postprocess puts the scores back on the candidates and orders them (:func:`~recsys.serving.order.order_arrays`), then
 returns article ids, scores and display fields per instance. An instance without an embedding (no signal) is
@@ -22,8 +23,9 @@ answered from the popularity tier only.
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +50,7 @@ from recsys.serving.model_set import (
 )
 from recsys.serving.options import ServingOptions
 from recsys.serving.order import SCORE, order_arrays
+from recsys.serving.request_columns import serving_features
 from recsys.serving.request_features import request_features
 from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, Candidates, neighbours
@@ -62,6 +65,7 @@ from recsys.training.ranking_features import (
 from recsys.training.runs import Run
 
 SOURCES = {MODEL_TIER: "model", POPULAR_TIER: "popularity"}
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,7 +143,11 @@ class RankingTransformer(Model):
         wanted = (*self.schema.article_columns(), *self.carried, UNITS_7D, UNITS_30D)
         rows = rows.select(ARTICLE_ID, *(c for c in dict.fromkeys(wanted) if c in rows.columns))
         extra = self.options.bought_last_n if self.options.filter_bought else 0
-        return CatalogueSnapshot.of(rows, self.options.retrieve_k + extra, self.carried, self.coded)
+        snapshot = CatalogueSnapshot.of(rows, self.options.retrieve_k + extra, self.carried, self.coded)
+        features = serving_features(snapshot.rows, self.schema, self.customer_schema)
+        if features is None:
+            logger.info("the ranker's features are built as frames: a column's dtype is one the row path does not read")
+        return replace(snapshot, features=features)
 
     def _warm_up(self) -> None:
         """Load the vector index now rather than on the first request."""
@@ -163,13 +171,29 @@ class RankingTransformer(Model):
             hits = neighbours(self.index, matrix, queries, k)
         with timed(timings, "filter"):
             catalogue = self.catalogue.get()
-            candidates, articles = catalogue.candidates(hits, n, exclude, self.options.retrieve_k)
+            candidates = catalogue.candidates(hits, n, exclude, self.options.retrieve_k)
         with timed(timings, "features"):
-            customers = rows_from_wire(rows, self.customer_schema)
             m = candidates.n_model
-            query = pl.Series(QUERY, candidates.query[:m])
-            ids = customers.get_column(CUSTOMER_ID)
-            to_rank = query.to_frame().hstack(
+            model = (candidates.query[:m], candidates.at[:m], candidates.score[:m], candidates.rank[:m])
+            columns = catalogue.features.columns(rows, times, *model) if catalogue.features else None
+            if columns is None:  # inputs only the frame path reads
+                columns = frame_to_columns(
+                    self._frame_features(rows, catalogue, candidates, times), self.schema.features
+                )
+            wire = {"inputs": columns, "run_id": self.run.run_id}
+        return RankingPlan(instances, has_embedding, catalogue, candidates, wire, started, timings)
+
+    def _frame_features(
+        self, rows: list[dict[str, Any]], catalogue: CatalogueSnapshot, candidates: Candidates, times: list[datetime]
+    ) -> pl.DataFrame:
+        """The ranker's rows of the model tier through frames (:func:`request_features`)."""
+        customers = rows_from_wire(rows, self.customer_schema)
+        m, n = candidates.n_model, len(rows)
+        ids = customers.get_column(CUSTOMER_ID)
+        to_rank = (
+            pl.Series(QUERY, candidates.query[:m])
+            .to_frame()
+            .hstack(
                 [
                     ids.new_from_index(0, m) if n == 1 else ids[pl.Series(candidates.query[:m], dtype=pl.UInt32)],
                     catalogue.article_ids(candidates.at[:m]),
@@ -177,9 +201,8 @@ class RankingTransformer(Model):
                     pl.Series(RETRIEVAL_RANK, candidates.rank[:m]),
                 ]
             )
-            features = self._features(to_rank, customers, articles, times)
-            wire = {"inputs": frame_to_columns(features, self.schema.features), "run_id": self.run.run_id}
-        return RankingPlan(instances, has_embedding, catalogue, candidates, wire, started, timings)
+        )
+        return self._features(to_rank, customers, catalogue.model_rows(candidates), times)
 
     def _features(
         self, to_rank: pl.DataFrame, customers: pl.DataFrame, articles: pl.DataFrame, times: list[datetime]

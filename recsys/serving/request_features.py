@@ -22,6 +22,7 @@ rows, and their errors, are its own.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -143,10 +144,17 @@ def _request_features(
         for f, categorical in layout.article_features:
             out[f] = _take(_prepared(art_frame, f, categorical), art, categorical)
         if schema.repurchase:
-            out |= _repurchase(cust_frame, cust, cand_articles)
+            lists = cust_frame.columns[LAST_ARTICLES].to_list() if LAST_ARTICLES in cust_frame.columns else []
+            count, first = repurchase_arrays(lists, cust_frame.height, cust, cand_articles.to_numpy())
+            out[REPURCHASE[0]] = pl.Series(REPURCHASE[0], count)
+            out[REPURCHASE[1]] = pl.Series(REPURCHASE[1], first, nan_to_null=True)  # never NaN otherwise
         for col, gathered in layout.shares:
             values = out[col] if gathered else _take(_prepared(art_frame, col, True), art, True)
-            out[col + SHARE] = _share(cust_frame, col, cust, values)
+            lists = [
+                cust_frame.columns[c].to_list() if c in cust_frame.columns else None
+                for c in (col + VALUES, col + SHARES)
+            ]
+            out[col + SHARE] = _floats(col + SHARE, *share_arrays(*lists, cust_frame.height, cust, values.to_numpy()))
     except pl.exceptions.PolarsError as exc:  # a cast that fails on some row: candidate_features' error, if any
         raise _Delegate from exc
     if schema.price:
@@ -198,7 +206,7 @@ def _check_inputs(customers: _Frame, articles: _Frame, schema: RankerSchema) -> 
 # -- candidate rows -------------------------------------------------------------------------------------------
 
 
-class _Rows(NamedTuple):
+class CandidateRows(NamedTuple):
     """Each candidate's row in a frame; ``height`` (one past its rows) where it has none."""
 
     at: np.ndarray  # int64, one per candidate
@@ -209,7 +217,7 @@ class _Rows(NamedTuple):
     referenced: list[int]  # the frame's rows that candidates have (customers only)
 
 
-def _customer_rows(keys: pl.Series, ids: pl.Series) -> _Rows:
+def _customer_rows(keys: pl.Series, ids: pl.Series) -> CandidateRows:
     """The candidates' customer rows. A request's candidates come customer by customer: each run of equal ids
     is looked up once, in a dictionary of the (few) customers' rows."""
     if ids.null_count() or keys.null_count():
@@ -221,19 +229,19 @@ def _customer_rows(keys: pl.Series, ids: pl.Series) -> _Rows:
             row_of[key] = -1  # twice: candidate_features' "one row per id" error if a candidate has it
     values = ids.to_numpy()
     if not len(values):
-        return _Rows(np.zeros(0, dtype=np.int64), height, False, None, pl.Series([], dtype=pl.UInt32), [])
+        return CandidateRows(np.zeros(0, dtype=np.int64), height, False, None, pl.Series([], dtype=pl.UInt32), [])
     starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
     rows = [row_of.get(key, height) for key in values[starts].tolist()]  # per run
     if -1 in rows:
         raise _Delegate
     referenced = sorted(set(rows) - {height})
     if len(rows) == 1:
-        return _Rows(np.full(len(values), rows[0]), height, rows[0] == height, rows[0], None, referenced)
+        return CandidateRows(np.full(len(values), rows[0]), height, rows[0] == height, rows[0], None, referenced)
     at = np.repeat(np.array(rows, dtype=np.int64), np.diff(starts, append=len(values)))
-    return _Rows(at, height, height in rows, None, pl.Series(at.astype(np.uint32)), referenced)
+    return CandidateRows(at, height, height in rows, None, pl.Series(at.astype(np.uint32)), referenced)
 
 
-def _article_rows(keys: pl.Series, ids: pl.Series) -> _Rows:
+def _article_rows(keys: pl.Series, ids: pl.Series) -> CandidateRows:
     """The candidates' article rows: a binary search in the sorted keys for integer ids, pyarrow's hash lookup
     for strings."""
     if ids.null_count() or keys.null_count():
@@ -257,10 +265,10 @@ def _article_rows(keys: pl.Series, ids: pl.Series) -> _Rows:
         at = np.where(found == found, found, height).astype(np.int64)
     same = n == height and bool((at == np.arange(n)).all())  # the catalogue's rows of the candidates, in order
     index = None if same else pl.Series(at.astype(np.uint32))
-    return _Rows(at, height, bool((at == height).any()), None, index, [])
+    return CandidateRows(at, height, bool((at == height).any()), None, index, [])
 
 
-def _take(col: pl.Series, rows: _Rows, categorical: bool) -> pl.Series:
+def _take(col: pl.Series, rows: CandidateRows, categorical: bool) -> pl.Series:
     """A prepared column at the candidates' rows; MISSING (categories) or null (numbers) where there is none."""
     if rows.absent:
         col = pl.concat([col, pl.Series(col.name, [MISSING if categorical else None], dtype=col.dtype)])
@@ -299,44 +307,42 @@ def _days_since(customers: _Frame, as_of: datetime | date) -> pl.Series:
     if col is None:
         return pl.Series(DAYS_SINCE, [], dtype=pl.Float32)
     cut = cutoff(as_of)
-    days: list[float | None] = []
-    for moment in col.to_list():  # per customer
-        if moment is None:
-            days.append(None)
-            continue
-        if not isinstance(moment, datetime):
-            moment = datetime(moment.year, moment.month, moment.day)
-        delta = cut - moment
-        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        whole = abs(micros) // _DAY_US
-        if whole > _INT32_MAX:
-            raise _Delegate  # candidate_features' Int32 cast fails
-        days.append(float(whole if micros >= 0 else -whole))
-    return pl.Series(DAYS_SINCE, days, dtype=pl.Float32)
+    return pl.Series(DAYS_SINCE, [whole_days(cut, moment) for moment in col.to_list()], dtype=pl.Float32)
+
+
+def whole_days(cut: datetime, moment: datetime | date | None) -> float | None:
+    """Whole days from ``moment`` to ``cut``, truncated toward zero (None for None)."""
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day)
+    delta = cut - moment
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    whole = abs(micros) // _DAY_US
+    if whole > _INT32_MAX:
+        raise _Delegate  # candidate_features' Int32 cast fails
+    return float(whole if micros >= 0 else -whole)
 
 
 # -- cross features -------------------------------------------------------------------------------------------
 
 
-def _repurchase(customers: _Frame, cust: _Rows, cand_articles: pl.Series) -> dict[str, pl.Series]:
-    """Times each candidate is in its customer's last-N ids, and the first such position (null: never)."""
-    col = customers.columns.get(LAST_ARTICLES)
-    lists = col.to_list() if col is not None else []
+def repurchase_arrays(
+    lists: Sequence[Any], height: int, cust: CandidateRows, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times each candidate (``ids``: integers, or strings in an object array) is in its customer's last-N ids
+    (``lists``: per customer row, a list or None), and the first such position (NaN: never), as Float32."""
     histories = {j: lists[j] for j in cust.referenced if lists[j]}
     known = {item for row in histories.values() for item in row} - {None}
-    kind = int if cand_articles.dtype.is_integer() else str
+    kind = str if ids.dtype == object else int
     if not set(map(type, known)) <= {kind}:
         raise _Delegate  # ids of another type than the candidates': candidate_features casts them
-    n = len(cand_articles)
+    n = len(ids)
     if not known or not n:  # nobody has bought anything
-        return {
-            REPURCHASE[0]: pl.Series(REPURCHASE[0], np.zeros(n, dtype=np.float32)),
-            REPURCHASE[1]: pl.Series(REPURCHASE[1], [None] * n, dtype=pl.Float32),
-        }
+        return np.zeros(n, dtype=np.float32), np.full(n, np.nan, dtype=np.float32)
     # a customer x position matrix of ids, compared with every candidate's id; cells without an id (a null,
     # the end of a shorter list, a customer without history or not there) hold an id no candidate has
     if kind is int:
-        ids = cand_articles.to_numpy()
         smallest, largest = _bounds(ids.dtype)
         low, high = int(ids.min()), int(ids.max())
         if (low == smallest and high == largest) or min(known) < smallest or max(known) > largest:
@@ -345,19 +351,15 @@ def _repurchase(customers: _Frame, cust: _Rows, cand_articles: pl.Series) -> dic
     else:  # strings: their codes
         distinct = sorted(known)
         code = dict(zip(distinct, range(len(distinct)), strict=True))
-        ids, pad = _codes(cand_articles, distinct), -1
+        ids, pad = _codes(ids, distinct), -1
         histories = {j: [None if item is None else code[item] for item in row] for j, row in histories.items()}
-    history = np.full((customers.height + 1, max(map(len, histories.values()))), pad, dtype=ids.dtype)
+    history = np.full((height + 1, max(map(len, histories.values()))), pad, dtype=ids.dtype)
     for j, row in histories.items():  # per customer
         history[j, : len(row)] = [pad if item is None else item for item in row] if None in row else row
     # one customer: its row against every candidate (broadcast), no gather
     equal = (history[cust.at] if cust.single is None else history[cust.single]) == ids[:, None]
     count = np.count_nonzero(equal, axis=1)
-    first = np.where(count > 0, equal.argmax(axis=1), np.nan).astype(np.float32)
-    return {
-        REPURCHASE[0]: pl.Series(REPURCHASE[0], count.astype(np.float32)),
-        REPURCHASE[1]: pl.Series(REPURCHASE[1], first, nan_to_null=True),  # never NaN otherwise
-    }
+    return count.astype(np.float32), np.where(count > 0, equal.argmax(axis=1), np.nan).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=16)
@@ -366,13 +368,16 @@ def _bounds(dtype: np.dtype) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _share(customers: _Frame, col: str, cust: _Rows, values: pl.Series) -> pl.Series:
-    """The customer's share of the candidate's value (``values``, MISSING for null): 0 if never bought, null
-    without a list."""
-    value_col, share_col = customers.columns.get(col + VALUES), customers.columns.get(col + SHARES)
-    value_lists = value_col.to_list() if value_col is not None else None
-    share_lists = share_col.to_list() if share_col is not None else None
-    has = np.zeros(customers.height + 1, dtype=bool)  # the last row: a customer not there
+def share_arrays(
+    value_lists: Sequence[Any] | None,
+    share_lists: Sequence[Any] | None,
+    height: int,
+    cust: CandidateRows,
+    values: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | bool]:
+    """The customer's share of the candidate's value (``values``: strings, MISSING for null), as Float32: 0 if
+    never bought; and where it is null (no list): a mask, or one flag for all."""
+    has = np.zeros(height + 1, dtype=bool)  # the last row: a customer not there
     rows: list[int] = []
     found: list[str] = []
     weights: list[float] = []
@@ -394,11 +399,11 @@ def _share(customers: _Frame, col: str, cust: _Rows, values: pl.Series) -> pl.Se
         raise _Delegate  # lists of other types than List(String) / List(Float): candidate_features casts them
     nulls = ~has[cust.at] if cust.single is None else not bool(has[cust.single])
     if not found:
-        return _floats(col + SHARE, np.zeros(len(cust.at), dtype=np.float32), nulls)
+        return np.zeros(len(cust.at), dtype=np.float32), nulls
     distinct = sorted(set(found))
     code = dict(zip(distinct, range(len(distinct)), strict=True))
     columns = list(map(code.__getitem__, found))
-    table = np.zeros((customers.height + 1, len(code) + 1))  # the last column: a value nobody bought
+    table = np.zeros((height + 1, len(code) + 1))  # the last column: a value nobody bought
     table[rows, columns] = weights
     codes = _codes(values, distinct)
     if len(set(zip(rows, columns, strict=True))) < len(rows):
@@ -407,20 +412,19 @@ def _share(customers: _Frame, col: str, cust: _Rows, values: pl.Series) -> pl.Se
         if (counts[cust.at, codes] > 1).any():
             raise _Delegate  # a value twice in one list: candidate_features' "one row per id" error
     shares_at = table[cust.at, codes] if cust.single is None else table[cust.single][codes]
-    return _floats(col + SHARE, shares_at.astype(np.float32), nulls)
+    return shares_at.astype(np.float32), nulls
 
 
-def _codes(values: pl.Series, known: list[str]) -> np.ndarray:
+def _codes(strings: np.ndarray, known: list[str]) -> np.ndarray:
     """Each string's index in ``known`` (sorted, distinct), ``len(known)`` where it is not there: a binary search
     over the Python strings. (Measured in the function's flow at request size, this beat pyarrow's
     ``index_in`` and a cast to an Enum, whose fixed costs are larger than a few comparisons per candidate.)"""
-    strings = values.to_numpy()
     vocabulary = np.array([*known, None], dtype=object)  # None: equal to no string, where the search runs off the end
     at = vocabulary[:-1].searchsorted(strings)
     return np.where(vocabulary[at] == strings, at, len(known))
 
 
-def _price_ratio(customers: _Frame, articles: _Frame, cust: _Rows, art: _Rows) -> pl.Series:
+def _price_ratio(customers: _Frame, articles: _Frame, cust: CandidateRows, art: CandidateRows) -> pl.Series:
     """``article_price / avg_price``: a Float64 division, as the expression's, then Float32."""
     price, price_null = _numbers(articles, ARTICLE_PRICE)
     avg, avg_null = _numbers(customers, "avg_price")

@@ -77,3 +77,39 @@ def test_bad_request_raises_and_the_chain_keeps_working(chain: InProcessChain, t
     with pytest.raises(BadRequest, match="top_k"):
         chain.recommend({"instances": [{"customer_id": "x", "top_k": 0}]})
     assert len(chain.recommend({"instances": [{"customer_id": "x", "top_k": 2}]})["predictions"][0]["article_ids"]) == 2
+
+
+def test_the_row_path_and_the_frame_path_give_the_same_answers(
+    chain: InProcessChain, tiny_run: TinyRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranker's inputs come from the customer rows and the catalogue's arrays; a catalogue without them (a
+    dtype the row path does not read) takes the frame path, to the same answers."""
+    import dataclasses
+
+    from recsys.serving.request_columns import ServingFeatures
+
+    when = tiny_run.request_time.isoformat()
+    body = {
+        "instances": [
+            *({"customer_id": c, "top_k": 20, "request_time": when} for c in tiny_run.recent_buyers(3)),
+            {"customer_id": "someone-new", "top_k": 20, "request_time": when, "features": {"age": 24}},
+        ]
+    }
+    answered: list[bool] = []
+    columns = ServingFeatures.columns
+
+    def spy(self: ServingFeatures, *args: object) -> object:
+        got = columns(self, *args)  # type: ignore[arg-type]
+        answered.append(got is not None)
+        return got
+
+    monkeypatch.setattr(ServingFeatures, "columns", spy)
+    rows = chain.recommend(body)["predictions"]
+    assert answered == [True]
+    refreshing = chain.ranking_transformer.catalogue
+    snapshot = refreshing.get()
+    monkeypatch.setattr(refreshing, "_value", dataclasses.replace(snapshot, features=None))
+    frames = chain.recommend(body)["predictions"]
+    assert answered == [True]  # not asked again
+    assert [(p["article_ids"], p["scores"]) for p in rows] == [(p["article_ids"], p["scores"]) for p in frames]
+    assert all(p["source"] == "model" and len(p["article_ids"]) == 20 for p in rows)

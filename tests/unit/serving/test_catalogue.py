@@ -47,7 +47,8 @@ def test_candidates_are_the_showable_model_hits_then_the_popular_tier_without_wh
     snapshot = CatalogueSnapshot.of(rows(), n_popular=3, carried=["name"])  # popular: 2, 3, 1
     # 5: off sale, 99: unknown; 4 in both queries; query 0 bought 2, query 1 bought 1 and 3
     found = hits([0, 0, 0, 0, 1, 1, 1], [4, 5, 2, 6, 4, 99, 1])
-    candidates, articles = snapshot.candidates(found, 2, [[2], [1, 3]], keep_per_query=2)
+    candidates = snapshot.candidates(found, 2, [[2], [1, 3]], keep_per_query=2)
+    articles = snapshot.model_rows(candidates)
     ids = snapshot.article_ids(candidates.at).to_list()
     # query 0: 4, 5 are its first two not excluded (2 is), 5 may not be shown; query 1: 4, 99 (99 unknown)
     assert candidates.n_model == 2 and ids[:2] == [4, 4] and candidates.query[:2].tolist() == [0, 1]
@@ -62,7 +63,8 @@ def test_candidates_are_the_showable_model_hits_then_the_popular_tier_without_wh
     assert articles["units_30d"].to_list() == [1]
     keys = snapshot.id_keys(candidates.at).tolist()
     assert sorted(range(5), key=lambda i: keys[i]) == sorted(range(5), key=lambda i: ids[i])  # keys order as ids
-    none, articles = snapshot.candidates(hits([0], [99]), 1, [[]], keep_per_query=2)
+    none = snapshot.candidates(hits([0], [99]), 1, [[]], keep_per_query=2)
+    articles = snapshot.model_rows(none)
     assert none.n_model == 0 and snapshot.article_ids(none.at).to_list() == [2, 3, 1] and articles.height == 0
     assert articles.schema == rows().schema
 
@@ -70,11 +72,12 @@ def test_candidates_are_the_showable_model_hits_then_the_popular_tier_without_wh
 def test_candidates_of_string_ids_and_of_ids_of_another_kind() -> None:
     frame = rows().with_columns(pl.col("article_id").cast(pl.String))
     snapshot = CatalogueSnapshot.of(frame, n_popular=1, carried=[])
-    candidates, articles = snapshot.candidates(hits([0, 0, 0], ["4", "x", "1"]), 1, [["1"]], keep_per_query=5)
+    candidates = snapshot.candidates(hits([0, 0, 0], ["4", "x", "1"]), 1, [["1"]], keep_per_query=5)
+    articles = snapshot.model_rows(candidates)
     assert snapshot.article_ids(candidates.at).to_list() == ["4", "2"] and candidates.n_model == 1
     assert articles["article_id"].to_list() == ["4"]
     # integer hits against string ids: nothing known (no cast that could match "1" with 1)
-    candidates, _ = snapshot.candidates(hits([0], [4]), 1, [[]], keep_per_query=5)
+    candidates = snapshot.candidates(hits([0], [4]), 1, [[]], keep_per_query=5)
     assert candidates.n_model == 0
     assert RowFinder(rows()["article_id"])(np.array([6, 0, 1, 7])).tolist() == [4, -1, 0, -1]
     assert RowFinder(frame["article_id"])(np.array(["6", "0"], dtype=object)).tolist() == [4, -1]
@@ -116,7 +119,7 @@ def test_coded_columns_travel_with_both_tiers_equal_where_the_values_are() -> No
     # the popular tier (2 and 3) holds P3 and P1 only: its codes must still be the whole catalogue's
     snapshot = CatalogueSnapshot.of(frame, n_popular=2, carried=["product"], coded=["product"])
     assert snapshot.carried.columns == ["article_id", "product", "product:code"]
-    at = snapshot.candidates(hits([0, 0, 0, 0], [1, 3, 4, 2]), 1, [[]], keep_per_query=5)[0].at
+    at = snapshot.candidates(hits([0, 0, 0, 0], [1, 3, 4, 2]), 1, [[]], keep_per_query=5).at
     codes = snapshot.codes("product", at).tolist()  # rows: 1, 3, 4, 2, then the popular 2, 3
     assert codes[0] == codes[1] and codes[3] not in (codes[0], -1) and codes[2] == -1  # P1, P1, null, P3
     assert codes[4:] == [codes[3], codes[1]]
