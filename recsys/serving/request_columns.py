@@ -99,10 +99,10 @@ class ServingFeatures:
         """The ranker's columns (``schema.features``) of the candidates: of customer ``rows[query]`` at its
         instance's time ``times[query]``, and catalogue row ``at``, with their retrieval score and rank. None
         where the rows hold what only the frame path reads."""
-        referenced = np.unique(query).tolist()
-        customer_ids = [rows[j].get(CUSTOMER_ID) for j in referenced]
+        customer_ids = [row.get(CUSTOMER_ID) for row in rows]
         if None in customer_ids or len(set(customer_ids)) < len(customer_ids):
             return None  # the frame path joins by id
+        referenced = np.unique(query).tolist()
         height = len(rows)
         single = referenced[0] if len(referenced) == 1 else None
         cust = CandidateRows(query.astype(np.int64), height, False, single, None, referenced)
@@ -156,6 +156,7 @@ def serving_features(rows: pl.DataFrame, schema: RankerSchema, customer_schema: 
         _check_inputs(customers, articles, schema)
         prepared = {name: _prepared(articles, name, categorical) for name, categorical in layout.article_features}
         values = {a: prepared[a] if gathered else _prepared(articles, a, True) for a, gathered in layout.shares}
+        price = _numbers(articles, ARTICLE_PRICE)[0][:-1] if schema.price else None
     except (_Delegate, pl.exceptions.PolarsError):
         return None
     return ServingFeatures(
@@ -163,7 +164,7 @@ def serving_features(rows: pl.DataFrame, schema: RankerSchema, customer_schema: 
         key.to_numpy() if key.dtype.is_integer() else np.asarray(key.to_list(), dtype=object),
         {name: _array(col) for name, col in prepared.items()},
         {name: _array(col) for name, col in values.items()},
-        _numbers(articles, ARTICLE_PRICE)[0][:-1] if schema.price else None,
+        price,
         tuple(r for r in readers if r is not None),
         avg_price,
     )

@@ -186,4 +186,6 @@ def test_unprepared_catalogues_are_refused() -> None:
     ranker, schema_ = schema(), Request(candidates(), customers(), articles()).schema
     twice = pl.concat([articles(), articles().head(1)])
     assert serving_features(twice, ranker, schema_) is None
+    as_text = articles().with_columns(pl.col("article_price").cast(pl.String))
+    assert serving_features(as_text, ranker, schema_) is None
     assert serving_features(articles().drop("weight"), ranker, schema_) is None
