@@ -8,8 +8,8 @@ request time. Preprocess, for every instance of the request at once:
    nearest articles of the embedding in the run's vector index, over-fetched by the number of excluded articles;
 2. *filter* — in the in-memory catalogue (:mod:`~recsys.serving.catalogue`, re-read from the online store in the
    background), which holds only the articles that may be shown: the first ``retrieve_k`` hits not excluded,
-   without unknown and inactive ones, then recent popularity as a lower tier (less the excluded articles), and
-   the retrieved articles' rows of the ``ranking`` view (attributes and popularity);
+   without unknown and inactive ones, then recent popularity as a lower tier (less the excluded articles), as
+   rows of the catalogue (which also holds the ranker's article features, prepared once per refresh);
 3. *features* — the ranker's rows, the very values of training's
    :func:`~recsys.training.ranking_features.candidate_features`, sent to the ranking predictor as columns: read
    from the customer rows and the catalogue's prepared arrays (:mod:`~recsys.serving.request_columns`), or, for
