@@ -109,7 +109,10 @@ class ServingFeatures:
         out: Columns = {RETRIEVAL_SCORE: score.astype(np.float32), RETRIEVAL_RANK: rank.astype(np.float32)}
         try:
             for reader in self.customers:
-                out[reader.name] = _repeat(_read(reader, rows, referenced, times), cust)
+                values = _read(reader, rows, referenced, times)
+                if values is None:
+                    return None
+                out[reader.name] = _repeat(values, cust)
             for name, values in self.articles.items():
                 out[name] = values[at].tolist() if values.dtype == object else values[at]
             if self.schema.repurchase:
@@ -128,8 +131,6 @@ class ServingFeatures:
                 return None
             with np.errstate(divide="ignore", invalid="ignore"):  # a Float64 division, then Float32: the frame's
                 out[PRICE_RATIO] = (self.price[at] / avg[cust.at]).astype(np.float32)
-        if any(v is None for v in out.values()):
-            return None
         return {name: out[name] for name in self.schema.features}
 
 
@@ -264,10 +265,8 @@ def _moment(value: Any, as_date: bool) -> datetime | date | None:
     return parsed.date() if as_date else parsed
 
 
-def _repeat(values: np.ndarray | None, cust: CandidateRows) -> np.ndarray | list[str] | None:
+def _repeat(values: np.ndarray, cust: CandidateRows) -> np.ndarray | list[str]:
     """Each candidate's customer value: strings as a list, numbers as Float32."""
-    if values is None:
-        return None
     if values.dtype == object:
         return [values[cust.single]] * len(cust.at) if cust.single is not None else values[cust.at].tolist()
     numbers = values.astype(np.float32)
