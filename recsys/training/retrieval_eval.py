@@ -78,24 +78,39 @@ def embed(tower: Tower, inputs: Mapping[str, np.ndarray], batch_size: int = 4096
     return np.concatenate(parts)[:n]
 
 
-def truth_ranks(queries: np.ndarray, candidates: np.ndarray, true_rows: np.ndarray) -> np.ndarray:
+def truth_ranks(
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    true_rows: np.ndarray,
+    excluded: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """For each query: how many catalogue rows score strictly higher than its true row (-1 when it has none).
 
     Scores are dot products, computed in float32 chunks; the true row's score is read from the same score
-    matrix, so an article never outranks itself through rounding.
+    matrix, so an article never outranks itself through rounding. ``excluded`` holds (query index, catalogue
+    row) pairs that never count as scoring higher, such as the articles a customer had already bought; a
+    query's own true row is never excluded.
     """
     queries = np.ascontiguousarray(queries, np.float32)
     candidates = np.ascontiguousarray(candidates, np.float32)
     ranks = np.full(len(queries), -1, np.int64)
+    if excluded is not None:
+        order = np.argsort(excluded[0], kind="stable")
+        excluded_queries, excluded_rows = np.asarray(excluded[0])[order], np.asarray(excluded[1])[order]
     chunk = max(1, _SCORE_CELLS // max(len(candidates), 1))
     for start in range(0, len(queries), chunk):
         rows = true_rows[start : start + chunk]
         valid = rows >= 0
         if not valid.any():
             continue
-        scores = queries[start : start + chunk][valid] @ candidates.T
-        true = scores[np.arange(len(scores)), rows[valid]]
-        ranks[start : start + chunk][valid] = (scores > true[:, None]).sum(axis=1)
+        scores = queries[start : start + chunk] @ candidates.T
+        true = scores[np.arange(len(scores)), np.where(valid, rows, 0)]
+        if excluded is not None:
+            first, last = np.searchsorted(excluded_queries, [start, start + len(rows)])
+            at, row = excluded_queries[first:last] - start, excluded_rows[first:last]
+            keep = row != rows[at]
+            scores[at[keep], row[keep]] = -np.inf
+        ranks[start : start + chunk][valid] = (scores > true[:, None]).sum(axis=1)[valid]
     return ranks
 
 

@@ -38,6 +38,7 @@ from recsys.training.two_tower import TwoTowerConfig, fit, save_tower_artifacts,
 EVALUATION_FILE = "evaluation.json"
 METHOD = "method"
 TWO_TOWER, POPULARITY, REPURCHASE, ORACLE = "two_tower", "popularity", "repurchase+popularity", "oracle"
+UNSEEN = "_unseen"  # suffix of the per-customer metrics over the articles a customer had not bought yet
 
 
 class TrainingDataError(RecsysError):
@@ -223,23 +224,33 @@ def per_transaction_table(model: Any, data: RetrievalData) -> pl.DataFrame:
     """Top-K accuracy per test row for the model and for training-set popularity (per-customer split).
 
     Without one evaluation day there is no single as-of state for recall per customer; each test row is scored
-    from its own point-in-time features, and popularity ranks the catalogue by units sold in training.
+    from its own point-in-time features, and popularity ranks the catalogue by units sold in training. Beside
+    the whole-catalogue accuracy (the TFRS definition), ``top_K_accuracy_unseen`` ranks each row's article among
+    those its customer had not bought in training or validation: what a recommender that never shows an
+    article twice (a rated movie) would rank. Both methods are scored both ways by the same code.
     """
     schema = model.schema
     rows = catalogue_rows(data.test, data.articles)
     catalogue = retrieval_eval.embed(tower_function(model.candidate_model), candidate_inputs(data.articles, schema))
     queries = retrieval_eval.embed(tower_function(model.query_model), query_inputs(data.test, schema))
-    model_ranks = retrieval_eval.truth_ranks(queries, catalogue, rows)
     bought = catalogue_rows(data.train, data.articles)
-    sold = np.bincount(bought[bought >= 0], minlength=data.articles.height)
-    order = np.sort(sold)
-    popularity_ranks = np.where(rows >= 0, len(sold) - np.searchsorted(order, sold[rows], side="right"), -1)
-    return pl.DataFrame(
-        [
-            {METHOD: TWO_TOWER, **retrieval_eval.top_k_accuracies(model_ranks)},
-            {METHOD: POPULARITY, **retrieval_eval.top_k_accuracies(popularity_ranks)},
-        ]
-    )
+    sold = np.bincount(bought[bought >= 0], minlength=data.articles.height).astype(np.float32)
+    seen = _bought_before(data)
+    table = []
+    scorers = {TWO_TOWER: (queries, catalogue), POPULARITY: (np.ones((len(rows), 1)), sold[:, None])}
+    for method, (q, c) in scorers.items():
+        whole = retrieval_eval.top_k_accuracies(retrieval_eval.truth_ranks(q, c, rows))
+        unseen = retrieval_eval.top_k_accuracies(retrieval_eval.truth_ranks(q, c, rows, excluded=seen))
+        table.append({METHOD: method, **whole, **{f"{key}{UNSEEN}": value for key, value in unseen.items()}})
+    return pl.DataFrame(table)
+
+
+def _bought_before(data: RetrievalData) -> tuple[np.ndarray, np.ndarray]:
+    """(test row, catalogue row) for every article the row's customer bought in training or validation."""
+    past = pl.concat([data.train, data.val], how="diagonal_relaxed").select(CUSTOMER_ID, ARTICLE_ID).unique()
+    rows = pl.DataFrame({ARTICLE_ID: data.articles.get_column(ARTICLE_ID), "_row": np.arange(data.articles.height)})
+    pairs = data.test.select(CUSTOMER_ID).with_row_index("_test").join(past, on=CUSTOMER_ID).join(rows, on=ARTICLE_ID)
+    return pairs.get_column("_test").to_numpy().astype(np.int64), pairs.get_column("_row").to_numpy()
 
 
 def registry_metrics(table: pl.DataFrame) -> dict[str, float]:

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys.training import retrieval_eval
 from recsys.training.retrieval_eval import (
     Recommendations,
     embed,
@@ -53,6 +54,29 @@ def test_truth_ranks_by_hand() -> None:
         "top_2_accuracy": 0.5,
         "top_3_accuracy": 1.0,
     }
+
+
+@pytest.mark.parametrize("chunk", [7, 1000])
+def test_excluded_rows_never_outrank_the_true_row_as_in_a_plain_loop(chunk: int, monkeypatch) -> None:
+    monkeypatch.setattr(retrieval_eval, "_SCORE_CELLS", chunk * 300)  # queries scored `chunk` at a time
+    queries, items, true_rows = _random(70, 300, seed=3)
+    true_rows[:4] = -1
+    rng = np.random.default_rng(4)
+    pairs = np.unique(np.stack([rng.integers(0, 70, 2_000), rng.integers(0, 300, 2_000)], axis=1), axis=0)
+    pairs = np.concatenate([pairs, np.stack([np.arange(10, 20), true_rows[10:20]], axis=1)])  # a query's own row
+    at, row = pairs[::-1, 0].copy(), pairs[::-1, 1].copy()  # any order
+    gone = {(i, j) for i, j in zip(at.tolist(), row.tolist(), strict=True)}
+    expected = []
+    for i, (q, true) in enumerate(zip(queries.tolist(), true_rows.tolist(), strict=True)):
+        if true < 0:
+            expected.append(-1)
+            continue
+        scores = [sum(a * b for a, b in zip(q, item, strict=True)) for item in items.tolist()]
+        expected.append(sum(s > scores[true] for j, s in enumerate(scores) if (i, j) not in gone or j == true))
+    got = truth_ranks(queries, items, true_rows, excluded=(at, row))
+    assert got.tolist() == expected
+    whole = truth_ranks(queries, items, true_rows)
+    assert (got <= whole).all() and (got < whole).any()
 
 
 def test_top_k_accuracy_matches_tfrs_factorized_top_k() -> None:

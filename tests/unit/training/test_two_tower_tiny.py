@@ -3,7 +3,10 @@ test-week recall beats a random ranking of the catalogue by a wide margin."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
+import polars as pl
 import pytest
 from towerdata import Tiny
 
@@ -11,6 +14,7 @@ from recsys.training import retrieval_eval
 from recsys.training.baselines import popularity_baseline
 from recsys.training.retrieval_data import candidate_inputs, catalogue_rows, query_inputs
 from recsys.training.retrieval_eval import Recommendations, recall
+from recsys.training.retrieval_job import METHOD, POPULARITY, TWO_TOWER, RetrievalData, TimeSplit, per_transaction_table
 from recsys.training.two_tower import TwoTowerConfig, fit, tower_function
 
 # Measured with these settings: model recall@100 ~0.5 on the test week, random ~0.1, popularity ~0.36.
@@ -72,3 +76,29 @@ def test_per_row_validation_watches_each_rows_own_top_k_accuracy(tiny: Tiny) -> 
     ranks = (scores > scores[np.arange(len(true_rows)), true_rows][:, None]).sum(axis=1)
     accuracy = float(np.mean(ranks < 100))
     assert accuracy == pytest.approx(max(h["val_top_100_accuracy"] for h in history), abs=1e-9)
+
+    # The per-customer table scores each test row over the whole catalogue and over what its customer had not bought
+    split = TimeSplit(tiny.val_start, tiny.test_start, tiny.test_start + timedelta(days=7), per_customer=0.1)
+    data = RetrievalData(split, tiny.train, tiny.val, tiny.test, tiny.articles, tiny.customers)
+    table = {row[METHOD]: row for row in per_transaction_table(model, data).iter_rows(named=True)}
+    test_rows = catalogue_rows(tiny.test, tiny.articles)
+    bought = catalogue_rows(tiny.train, tiny.articles)
+    scorers = {
+        TWO_TOWER: retrieval_eval.embed(query, query_inputs(tiny.test, model.schema)) @ catalogue.T,
+        POPULARITY: np.tile(np.bincount(bought[bought >= 0], minlength=len(catalogue)), (len(test_rows), 1)),
+    }
+    past = tiny.train.vstack(tiny.val)
+    customers = tiny.test.get_column("customer_id").to_list()
+    owned = {c: catalogue_rows(past.filter(pl.col("customer_id") == c), tiny.articles) for c in set(customers)}
+    for method, scores in scorers.items():
+        true = scores[np.arange(len(test_rows)), test_rows]
+        whole = (scores > true[:, None]).sum(axis=1)
+        unseen = np.empty(len(test_rows), np.int64)
+        for i, customer in enumerate(customers):
+            shown = np.ones(len(catalogue), bool)
+            shown[owned[customer]] = False
+            shown[test_rows[i]] = True
+            unseen[i] = (scores[i, shown] > true[i]).sum()
+        assert table[method]["top_100_accuracy"] == pytest.approx(float(np.mean(whole < 100)), abs=1e-9)
+        assert table[method]["top_100_accuracy_unseen"] == pytest.approx(float(np.mean(unseen < 100)), abs=1e-9)
+        assert table[method]["top_10_accuracy_unseen"] > table[method]["top_10_accuracy"]
