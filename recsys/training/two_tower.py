@@ -116,6 +116,7 @@ class TwoTowerConfig:
     hidden_units: tuple[int, ...] = (128,)
     temperature: float = 0.1
     popularity_correction: bool = True
+    popularity_weight: float = 1.0  # the correction subtracts weight x log Q; above 1 favours popular articles
     negatives: int = 0  # in-batch negatives: the distinct articles of a batch's first N rows (0: of all its rows)
     uniform_negatives: int = 512  # catalogue articles drawn uniformly per batch, beside the in-batch negatives
     learning_rate: float = 0.002
@@ -148,6 +149,7 @@ class TwoTowerConfig:
             or self.batch_size < 2
             or self.epochs < 1
             or self.temperature <= 0
+            or self.popularity_weight < 0
             or self.uniform_negatives < 0
             or self.negatives < 0
             or self.steps_per_execution < 1
@@ -482,7 +484,8 @@ class TwoTowerModel(tfrs.Model):
         self._catalogue = PackedRows(catalogue)
         self._log_q = None
         if sampling_probability is not None:
-            self._log_q = tf.constant(np.log(np.clip(sampling_probability, 1e-6, 1.0)), tf.float32)
+            weight = config.popularity_weight if config is not None else 1.0
+            self._log_q = tf.constant(weight * np.log(np.clip(sampling_probability, 1e-6, 1.0)), tf.float32)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         rows = tf.cast(features[ARTICLE_INDEX], tf.int32)

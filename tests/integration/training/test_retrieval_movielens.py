@@ -31,8 +31,12 @@ def test_per_customer_retrieval_on_movielens(shared_data: Path, tmp_path: Path) 
     assert "per-customer split" in proc.stdout
     metrics = find_run(connect(load_settings(home=home)).model_registry, need=(QUERY_MODEL,)).model(QUERY_MODEL).metrics
     print(metrics)
-    # A random ranking puts the rated movie in the top 100 for 100 / 9,742 ~ 1% of rows. Measured (three seeds):
-    # the towers 0.063-0.082, training popularity 0.0675; the 1.2x popularity is not reached on every seed.
+    # A random ranking puts the rated movie in the top 100 for 100 / 9,742 ~ 1% of rows.
     assert metrics["top_100_accuracy"] >= 4 * 100 / N_MOVIES
     assert metrics["popularity/top_100_accuracy"] > 0
     assert metrics["top_1_accuracy"] <= metrics["top_10_accuracy"] <= metrics["top_100_accuracy"]
+    # Over the movies each user had not rated yet (a rated movie is never shown again), measured over three seeds
+    # (42/1/2): the towers 0.146/0.150/0.158 against popularity's 0.119 (1.23-1.32x); over the whole catalogue
+    # 0.083/0.079/0.087 against 0.0675 (1.17-1.29x). The 1.2x is asserted with a margin as 1.1x.
+    assert metrics["top_100_accuracy_unseen"] > metrics["top_100_accuracy"]
+    assert metrics["top_100_accuracy_unseen"] >= 1.1 * metrics["popularity/top_100_accuracy_unseen"]

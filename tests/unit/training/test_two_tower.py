@@ -145,6 +145,23 @@ def test_loss_is_softmax_over_distinct_in_batch_candidates_with_logq_correction(
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
 
 
+def test_the_popularity_weight_scales_the_logq_correction() -> None:
+    config = replace(CONFIG, popularity_weight=1.5)
+    heavier = build_model(config, towerdata.FEATURES, towerdata.rows(), towerdata.articles())
+    assert heavier.schema is not None
+    batch = next(iter(heavier.dataset(towerdata.rows(), towerdata.articles(), batch_size=5, seed=0, shuffle=False)))
+    rows = batch[ARTICLE_INDEX].numpy()
+    q = tower_function(heavier.query_model)(query_inputs(towerdata.rows(), heavier.schema))
+    c = tower_function(heavier.candidate_model)(candidate_inputs(towerdata.articles(), heavier.schema))[:3]
+    p = batch_probability(np.array([2.0, 2.0, 1.0, 0.0]), config.batch_size)[:3]
+    logits = q @ c.T / config.temperature - 1.5 * np.log(p)[None, :]
+    top = logits.max(axis=1, keepdims=True)
+    log_softmax = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    assert float(heavier.compute_loss(batch)) == pytest.approx(-log_softmax[np.arange(5), rows].mean(), rel=1e-4)
+    with pytest.raises(ValueError, match="invalid two-tower config"):
+        replace(CONFIG, popularity_weight=-1.0)
+
+
 def test_a_smaller_pool_of_negatives_is_shared_by_every_query() -> None:
     config = replace(CONFIG, negatives=2)
     pooled = build_model(config, towerdata.FEATURES, towerdata.rows(), towerdata.articles())
