@@ -248,8 +248,8 @@ def per_transaction_table(model: Any, data: RetrievalData) -> pl.DataFrame:
 def _bought_before(data: RetrievalData) -> tuple[np.ndarray, np.ndarray]:
     """(test row, catalogue row) for every article the row's customer bought in training or validation."""
     past = pl.concat([data.train, data.val], how="diagonal_relaxed").select(CUSTOMER_ID, ARTICLE_ID).unique()
-    rows = pl.DataFrame({ARTICLE_ID: data.articles.get_column(ARTICLE_ID), "_row": np.arange(data.articles.height)})
-    pairs = data.test.select(CUSTOMER_ID).with_row_index("_test").join(past, on=CUSTOMER_ID).join(rows, on=ARTICLE_ID)
+    past = past.select(CUSTOMER_ID, pl.Series("_row", catalogue_rows(past, data.articles))).filter(pl.col("_row") >= 0)
+    pairs = data.test.select(CUSTOMER_ID).with_row_index("_test").join(past, on=CUSTOMER_ID)
     return pairs.get_column("_test").to_numpy().astype(np.int64), pairs.get_column("_row").to_numpy()
 
 
