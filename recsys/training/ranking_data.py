@@ -208,8 +208,19 @@ def ranking_dataset(
         log(f"ranking week {start:%Y-%m-%d}: {rows.height:,} rows, {positives:,} positives")
         return rows
 
+    # a training week without positives teaches nothing but need not stop the run (sparse data sets such as
+    # MovieLens have quiet weeks); the validation and test weeks must have positives, and one training week
+    train, skipped = [], []
+    for start in weeks.train:
+        try:
+            train.append(week(start))
+        except RankingDataError as exc:
+            log(f"ranking week {start:%Y-%m-%d} skipped: {exc}")
+            skipped.append(str(exc))
+    if not train:
+        raise RankingDataError("no training week has ranking rows: " + "; ".join(skipped))
     return RankingData(
-        train=pl.concat([week(start) for start in weeks.train]),
+        train=pl.concat(train),
         validation=week(weeks.validation),
         test=week(weeks.test),
         schema=schema,

@@ -16,8 +16,10 @@ from recsys.training.ranking_data import (
     LABEL,
     N_TRUTH,
     WEEK,
+    RankingData,
     RankingDataError,
     RankingWeeks,
+    ranking_dataset,
     ranking_week,
     week_state,
 )
@@ -126,6 +128,32 @@ def test_weeks_without_positives_fail_clearly() -> None:
         ranking_week(Generator([4, 3]), purchases(), customers(), articles(), WEEK_START, schema(), n=2)
     with pytest.raises(RankingDataError, match="2020-02-01: no purchases"):
         ranking_week(Generator([1]), purchases(), customers(), articles(), D(2020, 2, 1), schema(), n=1)
+
+
+def test_a_training_week_without_positives_is_skipped_but_not_validation_or_test() -> None:
+    week = [D(2020, 1, 1) + timedelta(days=7 * i) for i in range(4)]
+    rows = [
+        ("c3", 4, week[0] + timedelta(days=1)),  # retrieval gives 1 and 2: nothing to learn in week 0
+        ("c2", 1, week[1] + timedelta(days=2)),
+        ("c1", 2, week[2] + timedelta(days=3)),
+        ("c2", 2, week[3] + timedelta(days=4)),
+    ]
+    bought = pl.DataFrame(rows, schema=["customer_id", "article_id", "t_dat"], orient="row")
+    bought = bought.with_columns(pl.lit(1, pl.Int32).alias("quantity"), pl.lit(10.0).alias("price"))
+
+    def dataset(train: tuple[datetime, ...], validation: datetime, log: list[str]) -> RankingData:
+        weeks = RankingWeeks(train, validation, week[3])
+        generate = Generator([1, 2])
+        return ranking_dataset(generate, bought, customers(), articles(), FEATURES, weeks=weeks, n=2, log=log.append)
+
+    lines: list[str] = []
+    data = dataset((week[0], week[1]), week[2], lines)
+    assert set(data.train.get_column(WEEK)) == {week[1]} and data.train.get_column(LABEL).sum() == 1
+    assert any(line.startswith("ranking week 2020-01-01 skipped: week starting 2020-01-01: none of") for line in lines)
+    with pytest.raises(RankingDataError, match="no training week has ranking rows: week starting 2020-01-01"):
+        dataset((week[0],), week[2], [])
+    with pytest.raises(RankingDataError, match="2020-01-01: none of the 1 purchases"):
+        dataset((week[1],), week[0], [])  # a validation week without positives stops the run
 
 
 # -- the leak test --------------------------------------------------------------------------------------------
