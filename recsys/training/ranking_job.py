@@ -27,12 +27,12 @@ from recsys.pipeline.views import RANKING_VIEW
 from recsys.store.base import Project
 from recsys.training import baselines
 from recsys.training.pipeline_eval import K, evaluate_pipeline, rerank
-from recsys.training.ranking import RankerConfig, save_ranker, train_ranker
+from recsys.training.ranking import Ranker, RankerConfig, save_ranker, train_ranker
 from recsys.training.ranking_data import LABEL, RankingData, ranking_dataset
 from recsys.training.ranking_features import RETRIEVAL_RANK
 from recsys.training.report import write_report
-from recsys.training.retrieval_data import candidate_inputs
-from recsys.training.retrieval_eval import Recommendations, embed, retrieve
+from recsys.training.retrieval_data import TowerFeatures, candidate_inputs
+from recsys.training.retrieval_eval import Recommendations, Tower, embed, retrieve
 from recsys.training.retrieval_job import EVALUATION_FILE, RetrievalData, load_retrieval_data
 from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, RANKER_MODEL, RETRIEVAL_MODELS, Run, find_run
 from recsys.training.two_tower import load_tower_artifacts
@@ -56,10 +56,17 @@ def candidate_generator(run: Run, data: RetrievalData) -> Callable[..., Recommen
     """Top-n of the run's towers for customers as of a time, with the catalogue embedded once."""
     query, schema = load_tower_artifacts(run.model(QUERY_MODEL).download())
     candidate, _ = load_tower_artifacts(run.model(CANDIDATE_MODEL).download())
-    catalogue = embed(candidate, candidate_inputs(data.articles, schema))
+    return towers_generator(query, candidate, schema, data.articles)
+
+
+def towers_generator(
+    query: Tower, candidate: Tower, schema: TowerFeatures, articles: pl.DataFrame
+) -> Callable[..., Recommendations]:
+    """Top-n of two towers (saved or just trained) for customers as of a time, ``articles`` embedded once."""
+    catalogue = embed(candidate, candidate_inputs(articles, schema))
 
     def generate(customers: pl.DataFrame, past: pl.DataFrame, as_of: Any, n: int) -> Recommendations:
-        return retrieve(query, schema, customers, past, data.articles, catalogue, as_of, n)
+        return retrieve(query, schema, customers, past, articles, catalogue, as_of, n)
 
     return generate
 
@@ -98,6 +105,33 @@ def evaluate_test_week(
     return evaluate_pipeline(methods, truth, data.articles.height, k)
 
 
+def fit_ranking(
+    generate: Callable[..., Recommendations],
+    data: RetrievalData,
+    features: Mapping[str, Mapping[str, FeatureSpec]],
+    config: RankerConfig = RankerConfig(),
+    *,
+    n_candidates: int = 100,
+    n_train_weeks: int = 4,
+    oracle: Any = None,
+    log: Callable[[str], None] = print,
+) -> tuple[RankingData, Ranker, dict[str, Any], pl.DataFrame]:
+    """The ranking rows of ``generate``'s candidates, the ranker trained on them, and the test-week table."""
+    transactions = pl.concat([data.train, data.val, data.test], how="diagonal_relaxed")
+    ranking = ranking_dataset(
+        generate,
+        transactions,
+        data.customers,
+        data.articles,
+        features,
+        n_train_weeks=n_train_weeks,
+        n=n_candidates,
+        log=log,
+    )
+    ranker, history = train_ranker(ranking.train, ranking.validation, config, schema=ranking.schema, log=log)
+    return ranking, ranker, history, evaluate_test_week(ranking, ranker, data, oracle)
+
+
 def train_ranking(
     project: Project,
     features: Mapping[str, Mapping[str, FeatureSpec]],
@@ -113,21 +147,11 @@ def train_ranking(
     started = time.perf_counter()
     run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
     data = load_retrieval_data(project)
-    transactions = pl.concat([data.train, data.val, data.test], how="diagonal_relaxed")
     generate = candidate_generator(run, data)
     log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
-    ranking = ranking_dataset(
-        generate,
-        transactions,
-        data.customers,
-        data.articles,
-        features,
-        n_train_weeks=n_train_weeks,
-        n=n_candidates,
-        log=log,
+    ranking, ranker, history, table = fit_ranking(
+        generate, data, features, config, n_candidates=n_candidates, n_train_weeks=n_train_weeks, oracle=oracle, log=log
     )
-    ranker, history = train_ranker(ranking.train, ranking.validation, config, schema=ranking.schema, log=log)
-    table = evaluate_test_week(ranking, ranker, data, oracle)
     importance = ranker.feature_importance(20)
     retrieval = json.loads((run.model(QUERY_MODEL).download() / EVALUATION_FILE).read_text())
     evaluation = {

@@ -8,46 +8,17 @@ catalogue beside the baselines and the oracle on the same customers. Nothing is 
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
-
 import polars as pl
 import pytest
+from smallrun import SmallRun
 
-from recsys.config import load_settings
-from recsys.data.oracle import Oracle
-from recsys.data.sources import load_dataset, synthetic_dir
-from recsys.pipeline.feature_job import backfill
-from recsys.store import connect
-from recsys.training.retrieval_job import METHOD, ORACLE, POPULARITY, TWO_TOWER, evaluate_test, load_retrieval_data
-from recsys.training.two_tower import TwoTowerConfig, fit
-
-# The defaults, with at most EPOCHS epochs to stay within the test budget.
-EPOCHS = 4
-CONFIG = TwoTowerConfig(epochs=EPOCHS, patience=EPOCHS, seed=42)
+from recsys.training.retrieval_job import METHOD, ORACLE, POPULARITY, TWO_TOWER, evaluate_test
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
-    started = time.perf_counter()
-    settings = load_settings(backend="local", home=tmp_path_factory.mktemp("small_home"), seed=42)
-    dataset = load_dataset("synthetic:small", settings)
-    project = connect(settings)
-    backfill(project, dataset)
-    data = load_retrieval_data(project)
-    lines: list[str] = []
-    model, _ = fit(
-        CONFIG,
-        data.train,
-        data.val,
-        data.articles,
-        dataset.features,
-        customers_df=data.customers,
-        val_start=data.split.val_start,
-        log=lines.append,
-    )
-    result, _ = evaluate_test(model, data, Oracle.from_dir(synthetic_dir(settings, "small")))
-    print("\n".join(lines), f"\nconfig {asdict(CONFIG)}\n{result}\n{time.perf_counter() - started:.0f} s")
+def table(small_run: SmallRun) -> pl.DataFrame:
+    result, _ = evaluate_test(small_run.model, small_run.data, small_run.oracle)
+    print(result)
     return result
 
 
