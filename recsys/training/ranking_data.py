@@ -11,7 +11,8 @@ For a week starting at ``w`` (design §5):
   online rows; the label is attached afterwards, so positives and negatives go through one code path.
 
 Weeks follow the evaluation protocol (design §6): test = the last 7 days, validation = the 7 days before,
-training = the ``n_train_weeks`` weeks before that. A group is one customer-week (``customer_id``, ``week``);
+training = the ``n_train_weeks`` weeks before that (one where retrieval found none of the purchases is skipped:
+it has nothing to learn from). A group is one customer-week (``customer_id``, ``week``);
 every row also carries ``n_truth``, the customer's distinct purchases that week (missed ones included), so that
 MAP@12 over candidates equals the pipeline's MAP@12. ``n_truth`` and ``label`` are targets, never features.
 """
@@ -79,6 +80,7 @@ class RankingData:
     test: pl.DataFrame
     schema: RankerSchema
     weeks: RankingWeeks
+    skipped: tuple[datetime, ...] = ()  # training weeks without positives among their candidates, left out
 
 
 def week_state(
@@ -216,13 +218,14 @@ def ranking_dataset(
             train.append(week(start))
         except RankingDataError as exc:
             log(f"ranking week {start:%Y-%m-%d} skipped: {exc}")
-            skipped.append(str(exc))
+            skipped.append((start, str(exc)))
     if not train:
-        raise RankingDataError("no training week has ranking rows: " + "; ".join(skipped))
+        raise RankingDataError("no training week has ranking rows: " + "; ".join(why for _, why in skipped))
     return RankingData(
         train=pl.concat(train),
         validation=week(weeks.validation),
         test=week(weeks.test),
         schema=schema,
         weeks=weeks,
+        skipped=tuple(start for start, _ in skipped),
     )

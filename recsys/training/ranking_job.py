@@ -162,6 +162,7 @@ def train_ranking(
         "history": history,
         "rows": {name: getattr(ranking, name).height for name in ("train", "validation", "test")},
         "positives": {name: int(getattr(ranking, name).get_column(LABEL).sum()) for name in ("train", "validation")},
+        "skipped_weeks": [f"{start:%Y-%m-%d}" for start in ranking.skipped],
         "n_candidates": n_candidates,
         "config": asdict(config),
     }

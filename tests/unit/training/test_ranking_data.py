@@ -149,6 +149,7 @@ def test_a_training_week_without_positives_is_skipped_but_not_validation_or_test
     lines: list[str] = []
     data = dataset((week[0], week[1]), week[2], lines)
     assert set(data.train.get_column(WEEK)) == {week[1]} and data.train.get_column(LABEL).sum() == 1
+    assert data.skipped == (week[0],)
     assert any(line.startswith("ranking week 2020-01-01 skipped: week starting 2020-01-01: none of") for line in lines)
     with pytest.raises(RankingDataError, match="no training week has ranking rows: week starting 2020-01-01"):
         dataset((week[0],), week[2], [])
