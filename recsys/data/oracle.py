@@ -16,6 +16,7 @@ information available at the window's start; its recall@K is the ceiling models 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,10 @@ class Oracle:
         customer_ids: pl.Series,
         article_ids: pl.Series,
         transactions: pl.DataFrame,
+        ages: np.ndarray | None = None,
     ) -> None:
         self.latent = latent
+        self.ages = ages  # [C] float, NaN where unknown: the customers' ages, for estimating their tastes
         self.customer_ids = customer_ids
         self.article_ids = article_ids.to_numpy()
         self._customer_row = pl.DataFrame({"customer_id": customer_ids, "_c": np.arange(len(customer_ids))})
@@ -58,14 +61,22 @@ class Oracle:
         path = Path(folder) / "latent.npz"
         if not path.exists():
             raise DataError(f"{path}: not found; the oracle exists only for synthetic data sets")
+        customers = pl.read_parquet(Path(folder) / "customers.parquet", columns=["customer_id", "age"])
         return cls(
             LatentModel.load(path),
-            pl.read_parquet(Path(folder) / "customers.parquet", columns=["customer_id"])["customer_id"],
+            customers["customer_id"],
             pl.read_parquet(Path(folder) / "articles.parquet", columns=["article_id"])["article_id"],
             pl.read_parquet(
                 Path(folder) / "transactions_train.parquet", columns=["t_dat", "customer_id", "article_id"]
             ),
+            customers["age"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
         )
+
+    def with_latent(self, latent: LatentModel) -> Oracle:
+        """The same customers, articles and histories ranked with another latent model (e.g. estimated tastes)."""
+        other = copy.copy(self)
+        other.latent = latent
+        return other
 
     # -- id mapping ----------------------------------------------------------------------------------------
     def _rows(self, frame: pl.DataFrame) -> pl.DataFrame:
@@ -87,14 +98,20 @@ class Oracle:
     def history_counts(self, customers: np.ndarray, before_day: int) -> np.ndarray:
         """[B, A] how often each customer bought each article on days before ``before_day``."""
         counts = np.zeros((len(customers), self.latent.n_articles), dtype=np.float64)
+        rows, articles, _ = self.history(customers, before_day)
+        np.add.at(counts, (rows, articles), 1.0)
+        return counts
+
+    def history(self, customers: np.ndarray, before_day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The purchases of ``customers`` on days before ``before_day``: (index into ``customers``, article row,
+        day), by customer then day."""
         lo = np.searchsorted(self._hist_c, customers, side="left")
         hi = np.searchsorted(self._hist_c, customers, side="right")
         lengths = hi - lo
         rows = np.repeat(np.arange(len(customers)), lengths)
         idx = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         keep = self._hist_d[idx] < before_day
-        np.add.at(counts, (rows[keep], self._hist_a[idx[keep]]), 1.0)
-        return counts
+        return rows[keep], self._hist_a[idx[keep]], self._hist_d[idx[keep]]
 
     def fresh_probabilities(self, customers: np.ndarray, week: int) -> np.ndarray:
         """[B, A] probability of each article on the non-repurchase path, in ``week``."""

@@ -248,6 +248,8 @@ def _article_attributes(
 
 
 # -- customers ---------------------------------------------------------------------------------------------
+SEGMENT_SHARES = (0.35, 0.45, 0.20)  # price-sensitive, neutral, premium
+REPURCHASE_BETA = (1.0, 14.0)  # each customer's repurchase propensity ~ Beta(a, b)
 # Index-group log-odds by age cohort (16-24, 25-34, 35-44, 45-54, 55+): the young shop Divided, parents
 # Baby/Children, older customers Ladieswear.
 COHORT_EDGES = np.array([25, 35, 45, 55])
@@ -281,8 +283,8 @@ def _customers(rng: np.random.Generator, n: int) -> tuple[pl.DataFrame, dict, np
     taste = (base_type + cohort_type[cohort] + rng.normal(0.0, 1.0, (n, N_TYPES))).astype(np.float32)
     colour_pop = np.array([c[6] for c in tx.COLOURS], dtype=np.float32)
     colour = (colour_pop[None, :] + rng.normal(0.0, 1.0, (n, N_COLOURS))).astype(np.float32)
-    segment = rng.choice(N_SEGMENTS, n, p=[0.35, 0.45, 0.20]).astype(np.int8)
-    repurchase = rng.beta(1.0, 14.0, n).astype(np.float32)
+    segment = rng.choice(N_SEGMENTS, n, p=list(SEGMENT_SHARES)).astype(np.int8)
+    repurchase = rng.beta(*REPURCHASE_BETA, n).astype(np.float32)
 
     # Activity: most customers buy a few times, a few buy very often (gamma with shape < 1).
     rate = rng.gamma(0.3, 1.0, n)

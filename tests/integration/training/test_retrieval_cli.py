@@ -49,7 +49,7 @@ def test_retrieval_run_is_registered_with_its_metrics(trained: Trained) -> None:
     assert trained.train_proc.returncode == 0, trained.train_proc.stderr
     out = trained.train_proc.stdout
     assert "epoch 1:" in out and "val recall@100" in out and "examples/s" in out
-    for method in ("two_tower", "popularity", "repurchase+popularity", "oracle"):
+    for method in ("two_tower", "popularity", "repurchase+popularity", "oracle", "estimated_oracle"):
         assert method in out
     runs = list_runs(trained.project.model_registry)
     assert len(runs) == 1
@@ -58,7 +58,8 @@ def test_retrieval_run_is_registered_with_its_metrics(trained: Trained) -> None:
     assert query.run_id == candidate.run_id == run_.run_id and run_.run_id in out
     for model in (query, candidate):
         assert (model.feature_view_name, model.feature_view_version) == ("retrieval", 1)
-        assert {"top_100_accuracy", "recall@100", "popularity/recall@100", "oracle/recall@100"} <= set(model.metrics)
+        expected = {"top_100_accuracy", "recall@100", "popularity/recall@100", "oracle/recall@100"}
+        assert expected | {"estimated_oracle/recall@100"} <= set(model.metrics)
     assert set(query.input_example) >= {"customer_id", "last_article_ids"}
     assert "article_id" in candidate.input_example
     evaluation = json.loads((query.download() / EVALUATION_FILE).read_text())
