@@ -64,11 +64,11 @@ def _estimate(oracle: Oracle, customers: np.ndarray, day: int, iterations: int) 
         "cust_colour": np.tile(prior.mu_l, (lat.n_customers, 1)),
     }
     events = _Events.before(oracle, customers, day)
+    fresh = events.fresh()
     segment = np.full(lat.n_customers, int(SEGMENT_PRIOR.argmax()), dtype=np.int8)
-    segment[customers] = _segments(lat, events, customers)
+    segment[customers] = _segments(lat, fresh, customers)
     repurchase = np.full(lat.n_customers, REPURCHASE_BETA[0] / sum(REPURCHASE_BETA), dtype=np.float32)
     repurchase[customers] = _repurchase(events, customers)
-    fresh = events.fresh()
     for chunk in _chunks(customers, fresh.c, MAX_EVENTS):
         fitted = _fit_tastes(lat, fresh.of(chunk), chunk, cohort[chunk], prior, segment, iterations)
         for name, values in fitted.items():
@@ -164,9 +164,9 @@ def _chunks(customers: np.ndarray, event_customers: np.ndarray, max_events: int)
     return [part for part in np.split(customers, cuts) if len(part)]
 
 
-def _segments(lat: LatentModel, events: _Events, customers: np.ndarray) -> np.ndarray:
-    """The most probable price segment of each customer, from which articles they chose within their buckets."""
-    fresh = events.fresh()
+def _segments(lat: LatentModel, fresh: _Events, customers: np.ndarray) -> np.ndarray:
+    """The most probable price segment of each customer, from which articles they chose within their buckets
+    (``fresh``: their purchases that were not repurchases)."""
     a, w = fresh.a, fresh.week
     g, t, col = (lat.art_index_group[a].astype(np.int64), lat.art_type[a].astype(np.int64), lat.art_colour[a])
     row = np.searchsorted(customers, fresh.c)

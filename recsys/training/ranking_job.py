@@ -23,7 +23,6 @@ import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
-from recsys.data.estimated_oracle import estimated_oracle
 from recsys.pipeline.views import RANKING_VIEW
 from recsys.store.base import Project
 from recsys.training import baselines
@@ -34,13 +33,7 @@ from recsys.training.ranking_features import RETRIEVAL_RANK
 from recsys.training.report import write_report
 from recsys.training.retrieval_data import TowerFeatures, candidate_inputs
 from recsys.training.retrieval_eval import Recommendations, Tower, embed, retrieve
-from recsys.training.retrieval_job import (
-    ESTIMATED_ORACLE,
-    EVALUATION_FILE,
-    ORACLE,
-    RetrievalData,
-    load_retrieval_data,
-)
+from recsys.training.retrieval_job import EVALUATION_FILE, RetrievalData, ceilings, load_retrieval_data
 from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, RANKER_MODEL, RETRIEVAL_MODELS, Run, find_run
 from recsys.training.two_tower import load_tower_artifacts
 
@@ -107,8 +100,7 @@ def evaluate_test_week(
     )
     if oracle is not None:
         first, last = (oracle.latent.day_of(np.datetime64(day, "D")) for day in (test_start, data.split.end))
-        estimated = estimated_oracle(oracle, customers, test_start)
-        for name, ranker in ((ORACLE, oracle), (ESTIMATED_ORACLE, estimated)):
+        for name, ranker in ceilings(oracle, customers, test_start):
             rows = ranker.top_k_rows(ranker.customer_rows(customers), first, k, last - 1)
             methods[name] = Recommendations(customers, ranker.article_ids[rows])
     return evaluate_pipeline(methods, truth, data.articles.height, k)

@@ -218,11 +218,16 @@ def evaluate_test(
         rows.append({METHOD: name, **retrieval_eval.recall(ranked, truth)})
     if oracle is not None:
         held = data.test.select(CUSTOMER_ID, ARTICLE_ID, T_DAT)
-        estimated = estimated_oracle(oracle, held.get_column(CUSTOMER_ID).unique(), held.get_column(T_DAT).min())
-        for name, ranker in ((ORACLE, oracle), (ESTIMATED_ORACLE, estimated)):
+        for name, ranker in ceilings(oracle, held.get_column(CUSTOMER_ID).unique(), held.get_column(T_DAT).min()):
             ceiling = ranker.recall_at_k(held, retrieval_eval.RECALL_KS)
             rows.append({METHOD: name, **{f"recall@{k}": value for k, value in ceiling.items()}})
     return pl.DataFrame(rows, infer_schema_length=None), recs
+
+
+def ceilings(oracle: Any, customer_ids: Any, day: Any) -> tuple[tuple[str, Any], ...]:
+    """The synthetic data's yardsticks for ``customer_ids`` ranked from ``day``: the oracle (true tastes) and the
+    estimated oracle (tastes fitted to their purchases before ``day``)."""
+    return (ORACLE, oracle), (ESTIMATED_ORACLE, estimated_oracle(oracle, customer_ids, day))
 
 
 def per_transaction_table(model: Any, data: RetrievalData) -> pl.DataFrame:
