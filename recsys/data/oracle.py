@@ -154,6 +154,19 @@ class Oracle:
             fresh += day_w[weeks == week].sum() * self.fresh_probabilities(customers, int(week))
         return self._mix(customers, first_day, fresh / day_w.sum())
 
+    def pair_scores(self, pairs: pl.DataFrame, first_day: int, last_day: int) -> np.ndarray:
+        """:meth:`window_scores` of given (``customer_id``, ``article_id``) rows, in their order: how the oracle
+        orders a fixed candidate set (e.g. a retriever's) instead of the whole catalogue."""
+        rows = self._rows(pairs.select("customer_id", "article_id"))
+        c, a = rows["_c"].to_numpy(), rows["_a"].to_numpy()
+        customers, index = np.unique(c, return_inverse=True)
+        out = np.empty(len(c), dtype=np.float64)
+        for lo in range(0, len(customers), BATCH):
+            take = (index >= lo) & (index < lo + BATCH)
+            scores = self.window_scores(customers[lo : lo + BATCH], first_day, last_day)
+            out[take] = scores[index[take] - lo, a[take]]
+        return out
+
     # -- rankings ------------------------------------------------------------------------------------------
     def top_k_rows(self, customers: np.ndarray, first_day: int, k: int, last_day: int | None = None) -> np.ndarray:
         """[n, k] article row numbers with the highest scores, best first, computed in batches."""

@@ -8,20 +8,26 @@ Every method — retrieval order, retrieval + ranker, the baselines, the oracle 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.training.metrics import coverage, ranking_metrics
-from recsys.training.ranking import Ranker
 from recsys.training.ranking_features import RETRIEVAL_RANK
 from recsys.training.retrieval_eval import Recommendations
 
 K = 12
 
 
-def rerank(candidates: pl.DataFrame, ranker: Ranker, n: int | None = None) -> Recommendations:
+class Scorer(Protocol):
+    """What orders candidates: the ranker, or on synthetic data an oracle in its place."""
+
+    def score(self, candidates: pl.DataFrame) -> np.ndarray: ...
+
+
+def rerank(candidates: pl.DataFrame, ranker: Scorer, n: int | None = None) -> Recommendations:
     """Each customer's candidates ordered by the ranker's score (ties: retrieval order), the best ``n`` kept.
 
     ``candidates`` are rows of one point in time (one row per customer and article) with the ranker's features.

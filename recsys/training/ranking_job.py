@@ -3,7 +3,9 @@
 It loads the run's two towers from the registry (never a model of another run), generates the candidates of
 each customer-week with them (:mod:`ranking_data`), trains the ranker, and evaluates the offline pipeline on the
 test week: retrieval order alone, retrieval + ranker, global popularity, repurchase + popularity and, on
-synthetic data, the oracle (design §6). The ranker is registered under the same run id, with the report.
+synthetic data, the oracle and the estimated oracle (design §6), each twice: over the whole catalogue, and
+ordering the ranker's own candidates (``retrieval + oracle``), the most any ranker could make of them. The ranker
+is registered under the same run id, with the report.
 
 Note: the ranker's training weeks lie inside the towers' training period, so their retrieval scores are
 in-sample; validation and test weeks are not, and they decide early stopping and the reported numbers.
@@ -38,7 +40,8 @@ from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, RANKER_MODEL, RET
 from recsys.training.two_tower import load_tower_artifacts
 
 RANKING_EVALUATION_FILE = "ranking_evaluation.json"
-RETRIEVAL_ORDER, RANKED = "retrieval order", "retrieval + ranker"
+RETRIEVAL_PLUS = "retrieval + "
+RETRIEVAL_ORDER, RANKED = "retrieval order", f"{RETRIEVAL_PLUS}ranker"
 
 
 @dataclass
@@ -84,6 +87,18 @@ def retrieval_order(rows: pl.DataFrame, n: int) -> Recommendations:
     )
 
 
+@dataclass(frozen=True)
+class _CeilingScores:
+    """An oracle in a ranker's place: its expected purchases of each candidate over the test window."""
+
+    oracle: Any
+    first_day: int
+    last_day: int
+
+    def score(self, candidates: pl.DataFrame) -> np.ndarray:
+        return self.oracle.pair_scores(candidates, self.first_day, self.last_day)
+
+
 def evaluate_test_week(
     ranking: RankingData, ranker: Any, data: RetrievalData, oracle: Any = None, k: int = K
 ) -> pl.DataFrame:
@@ -100,9 +115,11 @@ def evaluate_test_week(
     )
     if oracle is not None:
         first, last = (oracle.latent.day_of(np.datetime64(day, "D")) for day in (test_start, data.split.end))
-        for name, ranker in ceilings(oracle, customers, test_start):
-            rows = ranker.top_k_rows(ranker.customer_rows(customers), first, k, last - 1)
-            methods[name] = Recommendations(customers, ranker.article_ids[rows])
+        for name, ceiling in ceilings(oracle, customers, test_start):
+            rows = ceiling.top_k_rows(ceiling.customer_rows(customers), first, k, last - 1)
+            methods[name] = Recommendations(customers, ceiling.article_ids[rows])
+            # the same candidates as the ranker, in the ceiling's order: the most a ranker could make of them
+            methods[f"{RETRIEVAL_PLUS}{name}"] = rerank(ranking.test, _CeilingScores(ceiling, first, last - 1), k)
     return evaluate_pipeline(methods, truth, data.articles.height, k)
 
 

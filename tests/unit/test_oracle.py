@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsys.data import oracle as oracle_module
 from recsys.data import taxonomy as tx
 from recsys.data.latent import LatentModel
 from recsys.data.oracle import Oracle
@@ -119,6 +120,25 @@ def test_top_k_is_sorted_by_probability(tiny: SyntheticData, oracle: Oracle) -> 
         assert len(set(top[r].tolist())) == 12
         assert (np.diff(probs) <= 1e-15).all()
         assert probs[-1] >= np.sort(p[r])[-12] - 1e-15  # nothing outside the list is more probable
+
+
+def test_pair_scores_are_the_window_scores_of_the_pairs(
+    tiny: SyntheticData, oracle: Oracle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oracle_module, "BATCH", 7)  # several batches of customers, pairs in shuffled order
+    rng = np.random.default_rng(3)
+    customers = rng.choice(tiny.latent.n_customers, 30, replace=False)
+    c, a = rng.choice(customers, 500), rng.integers(0, tiny.latent.n_articles, 500)
+    pairs = pl.DataFrame(
+        {"customer_id": tiny.customers["customer_id"].gather(c), "article_id": tiny.articles["article_id"].gather(a)}
+    )
+    first = tiny.latent.day_of("2020-06-01")
+    got = oracle.pair_scores(pairs, first, first + 6)
+    whole = oracle.window_scores(customers, first, first + 6)  # one batch, whole catalogue
+    order = np.argsort(customers)
+    expected = whole[order[np.searchsorted(customers[order], c)], a]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert got.std() > 0
 
 
 def test_oracle_beats_popularity_on_the_last_week(tiny: SyntheticData, oracle: Oracle) -> None:

@@ -166,6 +166,8 @@ def test_ranking_joins_the_run_and_writes_the_report(trained: Trained) -> None:
     # measured on this seed: ranked 0.097, retrieval order 0.055, popularity 0.050 (MAP@12)
     assert metrics["map@12"] > 1.15 * metrics["retrieval order/map@12"]
     assert metrics["map@12"] > metrics["popularity/map@12"] and metrics["map@12"] < metrics["oracle/map@12"]
+    # the ranker's own ceiling: its candidates in the (estimated) oracle's order
+    assert {"retrieval + oracle/map@12", "retrieval + estimated_oracle/map@12"} <= set(metrics)
     report = ranker.download() / "report" / "report.md"
     text = report.read_text()
     assert run_.run_id in text and "retrieval + ranker" in text and "![MAP@12](map12.png)" in text
