@@ -47,14 +47,22 @@ def oracle_for(settings: Settings) -> Any:
 
 
 def metric_table(title: str, table: Any) -> Any:
-    """A polars metric table (one row per method) as a rich table with one column per method."""
+    """A polars metric table (one row per method) as a rich table whose columns are the shorter list, methods or
+    metrics, so that it fits a terminal (the ranker's table has eight methods and four metrics)."""
     from rich.table import Table
 
-    methods = table.get_column("method").to_list()
+    def cells(values: list[Any]) -> list[str]:
+        return ["—" if v is None else f"{v:.4f}" for v in values]
+
+    methods, metrics = table.get_column("method").to_list(), table.columns[1:]
+    if len(methods) > len(metrics):
+        out = Table("method", *metrics, title=title)
+        for method, *values in table.iter_rows():
+            out.add_row(method, *cells(values))
+        return out
     out = Table("metric", *methods, title=title)
-    for metric in table.columns[1:]:
-        values = table.get_column(metric).to_list()
-        out.add_row(metric, *("—" if v is None else f"{v:.4f}" for v in values))
+    for metric in metrics:
+        out.add_row(metric, *cells(table.get_column(metric).to_list()))
     return out
 
 

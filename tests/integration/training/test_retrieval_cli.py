@@ -168,6 +168,7 @@ def test_ranking_joins_the_run_and_writes_the_report(trained: Trained) -> None:
     assert metrics["map@12"] > metrics["popularity/map@12"] and metrics["map@12"] < metrics["oracle/map@12"]
     # the ranker's own ceiling: its candidates in the (estimated) oracle's order
     assert {"retrieval + oracle/map@12", "retrieval + estimated_oracle/map@12"} <= set(metrics)
+    assert "retrieval + estimated_oracle" in proc.stdout  # one row per method: the table fits 80 columns
     report = ranker.download() / "report" / "report.md"
     text = report.read_text()
     assert run_.run_id in text and "retrieval + ranker" in text and "![MAP@12](map12.png)" in text
