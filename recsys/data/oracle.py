@@ -154,31 +154,48 @@ class Oracle:
             fresh += day_w[weeks == week].sum() * self.fresh_probabilities(customers, int(week))
         return self._mix(customers, first_day, fresh / day_w.sum())
 
-    def pair_scores(self, pairs: pl.DataFrame, first_day: int, last_day: int) -> np.ndarray:
-        """:meth:`window_scores` of given (``customer_id``, ``article_id``) rows, in their order: how the oracle
-        orders a fixed candidate set (e.g. a retriever's) instead of the whole catalogue."""
-        rows = self._rows(pairs.select("customer_id", "article_id"))
-        c, a = rows["_c"].to_numpy(), rows["_a"].to_numpy()
-        customers, index = np.unique(c, return_inverse=True)
-        out = np.empty(len(c), dtype=np.float64)
-        for lo in range(0, len(customers), BATCH):
-            take = (index >= lo) & (index < lo + BATCH)
-            scores = self.window_scores(customers[lo : lo + BATCH], first_day, last_day)
-            out[take] = scores[index[take] - lo, a[take]]
-        return out
-
     # -- rankings ------------------------------------------------------------------------------------------
     def top_k_rows(self, customers: np.ndarray, first_day: int, k: int, last_day: int | None = None) -> np.ndarray:
         """[n, k] article row numbers with the highest scores, best first, computed in batches."""
+        return self.top_k_and_pair_scores(customers, first_day, k, last_day)[0]
+
+    def top_k_and_pair_scores(
+        self,
+        customers: np.ndarray,
+        first_day: int,
+        k: int,
+        last_day: int | None = None,
+        pairs: pl.DataFrame | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top_k_rows`, and from the same scoring pass the window scores of ``pairs`` (``customer_id``,
+        ``article_id`` rows of these customers), in their order: how the oracle orders a fixed candidate set (e.g. a
+        retriever's) beside the whole catalogue."""
         last_day = first_day if last_day is None else last_day
         k = min(k, self.latent.n_articles)
         out = np.empty((len(customers), k), dtype=np.int64)
-        for lo in range(0, len(customers), BATCH):
+        position, article = self._pair_rows(customers, pairs)
+        by_position = np.argsort(position, kind="stable")
+        bounds = np.searchsorted(position[by_position], np.arange(0, len(customers) + BATCH, BATCH))
+        pair_scores = np.empty(len(position), dtype=np.float64)
+        for batch, lo in enumerate(range(0, len(customers), BATCH)):
             scores = self.window_scores(customers[lo : lo + BATCH], first_day, last_day)
             part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
             order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
             out[lo : lo + BATCH] = np.take_along_axis(part, order, axis=1)
-        return out
+            take = by_position[bounds[batch] : bounds[batch + 1]]
+            pair_scores[take] = scores[position[take] - lo, article[take]]
+        return out, pair_scores
+
+    def _pair_rows(self, customers: np.ndarray, pairs: pl.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each pair's position in ``customers`` and its article row."""
+        if pairs is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        rows = self._rows(pairs.select("customer_id", "article_id"))
+        c = rows["_c"].to_numpy()
+        if not np.isin(c, customers).all():
+            raise ValueError("oracle: pairs of customers that are not being ranked")
+        by_row = np.argsort(customers)
+        return by_row[np.searchsorted(customers[by_row], c)], rows["_a"].to_numpy()
 
     def oracle_top_k(self, customer_ids: list | pl.Series | np.ndarray, day: str | np.datetime64, k: int) -> np.ndarray:
         """[n, k] the ``k`` most probable article ids for each customer on ``day``."""

@@ -8,26 +8,20 @@ Every method — retrieval order, retrieval + ranker, the baselines, the oracle 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.training.metrics import coverage, ranking_metrics
+from recsys.training.ranking import Ranker
 from recsys.training.ranking_features import RETRIEVAL_RANK
 from recsys.training.retrieval_eval import Recommendations
 
 K = 12
 
 
-class Scorer(Protocol):
-    """What orders candidates: the ranker, or on synthetic data an oracle in its place."""
-
-    def score(self, candidates: pl.DataFrame) -> np.ndarray: ...
-
-
-def rerank(candidates: pl.DataFrame, ranker: Scorer, n: int | None = None) -> Recommendations:
+def rerank(candidates: pl.DataFrame, ranker: Ranker, n: int | None = None) -> Recommendations:
     """Each customer's candidates ordered by the ranker's score (ties: retrieval order), the best ``n`` kept.
 
     ``candidates`` are rows of one point in time (one row per customer and article) with the ranker's features.
@@ -35,9 +29,12 @@ def rerank(candidates: pl.DataFrame, ranker: Scorer, n: int | None = None) -> Re
     """
     if candidates.height == 0:
         raise ValueError("rerank: no candidates")
-    scored = candidates.select(CUSTOMER_ID, ARTICLE_ID, RETRIEVAL_RANK).with_columns(
-        pl.Series("_score", ranker.score(candidates))
-    )
+    return order_candidates(candidates, ranker.score(candidates), n)
+
+
+def order_candidates(candidates: pl.DataFrame, scores: np.ndarray, n: int | None = None) -> Recommendations:
+    """:func:`rerank` with the candidates' scores given (e.g. an oracle's), one per row of ``candidates``."""
+    scored = candidates.select(CUSTOMER_ID, ARTICLE_ID, RETRIEVAL_RANK).with_columns(pl.Series("_score", scores))
     ordered = scored.sort([CUSTOMER_ID, "_score", RETRIEVAL_RANK], descending=[False, True, False])
     lists = ordered.group_by(CUSTOMER_ID, maintain_order=True).agg(ARTICLE_ID, "_score")
     shortest = int(lists.get_column(ARTICLE_ID).list.len().min())  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.pipeline.views import RANKING_VIEW
 from recsys.store.base import Project
 from recsys.training import baselines
-from recsys.training.pipeline_eval import K, evaluate_pipeline, rerank
+from recsys.training.pipeline_eval import K, evaluate_pipeline, order_candidates, rerank
 from recsys.training.ranking import Ranker, RankerConfig, save_ranker, train_ranker
 from recsys.training.ranking_data import LABEL, RankingData, ranking_dataset
 from recsys.training.ranking_features import RETRIEVAL_RANK
@@ -87,18 +87,6 @@ def retrieval_order(rows: pl.DataFrame, n: int) -> Recommendations:
     )
 
 
-@dataclass(frozen=True)
-class _CeilingScores:
-    """An oracle in a ranker's place: its expected purchases of each candidate over the test window."""
-
-    oracle: Any
-    first_day: int
-    last_day: int
-
-    def score(self, candidates: pl.DataFrame) -> np.ndarray:
-        return self.oracle.pair_scores(candidates, self.first_day, self.last_day)
-
-
 def evaluate_test_week(
     ranking: RankingData, ranker: Any, data: RetrievalData, oracle: Any = None, k: int = K
 ) -> pl.DataFrame:
@@ -116,10 +104,13 @@ def evaluate_test_week(
     if oracle is not None:
         first, last = (oracle.latent.day_of(np.datetime64(day, "D")) for day in (test_start, data.split.end))
         for name, ceiling in ceilings(oracle, customers, test_start):
-            rows = ceiling.top_k_rows(ceiling.customer_rows(customers), first, k, last - 1)
+            # one scoring pass: the whole catalogue's top k, and the ranker's own candidates in the ceiling's order
+            # (the most a ranker could make of them)
+            rows, candidate_scores = ceiling.top_k_and_pair_scores(
+                ceiling.customer_rows(customers), first, k, last - 1, pairs=ranking.test
+            )
             methods[name] = Recommendations(customers, ceiling.article_ids[rows])
-            # the same candidates as the ranker, in the ceiling's order: the most a ranker could make of them
-            methods[f"{RETRIEVAL_PLUS}{name}"] = rerank(ranking.test, _CeilingScores(ceiling, first, last - 1), k)
+            methods[f"{RETRIEVAL_PLUS}{name}"] = order_candidates(ranking.test, candidate_scores, k)
     return evaluate_pipeline(methods, truth, data.articles.height, k)
 
 

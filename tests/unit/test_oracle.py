@@ -133,12 +133,15 @@ def test_pair_scores_are_the_window_scores_of_the_pairs(
         {"customer_id": tiny.customers["customer_id"].gather(c), "article_id": tiny.articles["article_id"].gather(a)}
     )
     first = tiny.latent.day_of("2020-06-01")
-    got = oracle.pair_scores(pairs, first, first + 6)
+    top, got = oracle.top_k_and_pair_scores(customers, first, 12, first + 6, pairs=pairs)
     whole = oracle.window_scores(customers, first, first + 6)  # one batch, whole catalogue
     order = np.argsort(customers)
     expected = whole[order[np.searchsorted(customers[order], c)], a]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert got.std() > 0
+    np.testing.assert_array_equal(top, oracle.top_k_rows(customers, first, 12, first + 6))
+    with pytest.raises(ValueError, match="not being ranked"):
+        oracle.top_k_and_pair_scores(customers[:10], first, 12, first + 6, pairs=pairs)
 
 
 def test_oracle_beats_popularity_on_the_last_week(tiny: SyntheticData, oracle: Oracle) -> None:
