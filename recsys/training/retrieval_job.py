@@ -218,9 +218,9 @@ def evaluate_test(
         rows.append({METHOD: name, **retrieval_eval.recall(ranked, truth)})
     if oracle is not None:
         held = data.test.select(CUSTOMER_ID, ARTICLE_ID, T_DAT)
-        for name, ranker in ceilings(oracle, held.get_column(CUSTOMER_ID).unique(), held.get_column(T_DAT).min()):
-            ceiling = ranker.recall_at_k(held, retrieval_eval.RECALL_KS)
-            rows.append({METHOD: name, **{f"recall@{k}": value for k, value in ceiling.items()}})
+        for name, ceiling in ceilings(oracle, held.get_column(CUSTOMER_ID).unique(), held.get_column(T_DAT).min()):
+            recall = ceiling.recall_at_k(held, retrieval_eval.RECALL_KS)
+            rows.append({METHOD: name, **{f"recall@{k}": value for k, value in recall.items()}})
     return pl.DataFrame(rows, infer_schema_length=None), recs
 
 
