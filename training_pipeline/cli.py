@@ -48,19 +48,23 @@ def oracle_for(settings: Settings) -> Any:
 
 def metric_table(title: str, table: Any) -> Any:
     """A polars metric table (one row per method) as a rich table whose columns are the shorter list, methods or
-    metrics, so that it fits a terminal (the ranker's table has eight methods and four metrics)."""
-    from rich.table import Table
+    metrics, so that it fits a terminal (the ranker's table has eight methods and four metrics). Row names keep
+    their width; headers too long for their column fold onto more lines rather than losing their end."""
+    from rich.table import Column, Table
 
     def cells(values: list[Any]) -> list[str]:
         return ["—" if v is None else f"{v:.4f}" for v in values]
 
+    def columns(first: str, *names: str) -> list[Column]:  # row names and values whole; headers fold
+        return [Column(first, no_wrap=True), *(Column(name, overflow="fold", min_width=6) for name in names)]
+
     methods, metrics = table.get_column("method").to_list(), table.columns[1:]
     if len(methods) > len(metrics):
-        out = Table("method", *metrics, title=title)
+        out = Table(*columns("method", *metrics), title=title)
         for method, *values in table.iter_rows():
             out.add_row(method, *cells(values))
         return out
-    out = Table("metric", *methods, title=title)
+    out = Table(*columns("metric", *methods), title=title)
     for metric in metrics:
         out.add_row(metric, *cells(table.get_column(metric).to_list()))
     return out
