@@ -216,3 +216,26 @@ def test_fit_one_step_save_reload_identical_outputs(model: TwoTowerModel, tmp_pa
     assert set(candidate.input_specs) == set(schema.candidate_inputs())
     np.testing.assert_array_equal(query(q_in), tower_function(model.query_model)(q_in))
     np.testing.assert_array_equal(candidate(c_in), tower_function(model.candidate_model)(c_in))
+
+
+def test_vocabularies_are_not_tracked_item_by_item() -> None:
+    """Keras walks every tracked list when it lists the model's variables (fit does so at start and at every
+    epoch end); a vocabulary held as a list made that ~1 s with 0.5M customer ids. Lookups hold arrays."""
+    import tensorflow as tf
+
+    model = build_model(
+        replace(CONFIG, use_customer_id=True), towerdata.FEATURES, towerdata.rows(), towerdata.articles()
+    )
+    lookups = [layer for layer in model._flatten_layers() if layer.name.endswith("_lookup")]
+    assert {"customer_id_lookup", "article_id_lookup"} <= {layer.name for layer in lookups}
+    for layer in lookups:
+        assert not isinstance(layer.input_vocabulary, tf.__internal__.tracking.TrackableDataStructure), layer.name
+    assert (
+        model.query_model.get_layer("customer_id_lookup").vocabulary_size()
+        == 1 + towerdata.rows()["customer_id"].n_unique()
+    )
+
+
+def test_no_customer_id_vocabulary_unless_the_tower_uses_it(model: TwoTowerModel) -> None:
+    assert not CONFIG.use_customer_id
+    assert model.query_model.get_layer("customer_id_lookup").vocabulary_size() == 2  # OOV and a placeholder
