@@ -7,14 +7,15 @@ Throughput is measured twice on the ``small`` preset's retrieval rows (built int
   each article copied 7 times (105k articles), rows and histories pointing at random copies — so that the
   lookups, the article tables (and the customer table when ``use_customer_id``) and the catalogue are H&M's size.
 
-Each is the median of ``--windows`` timed windows of ``--steps`` training steps after a warm-up; the hm epoch
-(31.8M rows) is extrapolated from the ``hm_shaped`` rate. CPU time per example (all threads) is recorded beside
-wall time, with the load average, because the machine may be shared. Memory: the peak RSS of this process (the
-small store's frames and both models) and, for H&M, the encoded training rows ``fit`` holds
-(``encoded_bytes_per_row`` x 31.8M); the retrieval frame it is given (``retrieval_frame_bytes_per_row``) is
-the caller's. The embedding time is a saved candidate tower reloaded as serving loads it, over the 105k-article
-catalogue (inputs built from the frame). Targets (issue D): >= 100k examples/s (<= 10 ms per 1k), hm epoch
-<= 6 min, peak RSS <= 10 GiB, embedding 105k articles <= 30 s.
+Each is the median of ``--windows`` consecutive windows of ``--steps`` training steps after a warm-up, all in one
+``fit`` call as in training (``--steps``: a multiple of ``steps_per_execution``); the hm epoch (31.8M rows) is
+extrapolated from the ``hm_shaped`` rate. CPU time per example (all threads) is recorded beside wall time, with the
+load average, because the machine may be shared. Memory: the peak RSS of this process (the small store's frames and
+both models) and, for H&M, the encoded training rows ``fit`` holds (``encoded_bytes_per_row`` x 31.8M); the
+retrieval frame it is given (``retrieval_frame_bytes_per_row``) is the caller's. The embedding time is a saved
+candidate tower reloaded as serving loads it, over the 105k-article catalogue (inputs built from the frame). Targets
+(issue D): >= 100k examples/s (<= 10 ms per 1k), hm epoch <= 6 min, peak RSS <= 10 GiB, embedding 105k articles <=
+30 s.
 
     python benchmarks/training_retrieval.py [--home DIR] [--steps 96] [--windows 5] [--set negatives=1024 ...]
 
