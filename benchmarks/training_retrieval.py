@@ -112,8 +112,8 @@ class _StepClock(keras.callbacks.Callback):
 def throughput(model: TwoTowerModel, rows: pl.DataFrame, articles: pl.DataFrame, steps: int, windows: int) -> dict:
     """Median examples/s over ``windows`` consecutive windows of ``steps`` steps, after a warm-up of ``steps``.
 
-    One ``fit`` call, as training makes: Keras' own start-up per call (listing variables, metrics; ~1-2 s) is
-    paid once per run there, so timing separate short calls would charge it to every window.
+    One ``fit`` call, as training makes: Keras' own start-up per call (data handler, listing variables and
+    metrics) is paid once per run there, so timing separate short calls would charge it to every window.
     """
     config = model.config
     assert config is not None
