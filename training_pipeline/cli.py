@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,27 +48,58 @@ def oracle_for(settings: Settings) -> Any:
 
 
 def metric_table(title: str, table: Any) -> Any:
-    """A polars metric table (one row per method) as a rich table whose columns are the shorter list, methods or
-    metrics, so that it fits a terminal (the ranker's table has eight methods and four metrics). Row names keep
-    their width; headers too long for their column fold onto more lines rather than losing their end."""
-    from rich.table import Column, Table
+    """A polars metric table (one row per method) as a rich renderable whose columns are the shorter list, methods
+    or metrics, so that it fits a terminal (the ranker's table has eight methods and four metrics). Row names and
+    figures keep their width. Headers stay whole when the table fits the console; when it does not, the longest
+    headers break after ``+``, ``_`` or a space, and only what still does not fit folds."""
+    return _MetricTable(title, table)
 
-    def cells(values: list[Any]) -> list[str]:
-        return ["—" if v is None else f"{v:.4f}" for v in values]
 
-    def columns(first: str, *names: str) -> list[Column]:  # row names and values whole; headers fold
-        return [Column(first, no_wrap=True), *(Column(name, overflow="fold", min_width=6) for name in names)]
+class _MetricTable:
+    """Built at render time, when the console's width is known (see :func:`metric_table`)."""
 
-    methods, metrics = table.get_column("method").to_list(), table.columns[1:]
-    if len(methods) > len(metrics):
-        out = Table(*columns("method", *metrics), title=title)
-        for method, *values in table.iter_rows():
-            out.add_row(method, *cells(values))
+    def __init__(self, title: str, table: Any) -> None:
+        self.title, self.table = title, table
+
+    def _rich(self, headers: dict[str, str]) -> Any:
+        from rich.table import Column, Table
+
+        def cells(values: list[Any]) -> list[str]:
+            return ["—" if v is None else f"{v:.4f}" for v in values]
+
+        def columns(first: str, *names: str) -> list[Column]:
+            return [
+                Column(first, no_wrap=True),
+                *(Column(headers.get(n, n), overflow="fold", min_width=6) for n in names),
+            ]
+
+        methods, metrics = self.table.get_column("method").to_list(), self.table.columns[1:]
+        if len(methods) > len(metrics):
+            out = Table(*columns("method", *metrics), title=self.title)
+            for method, *values in self.table.iter_rows():
+                out.add_row(method, *cells(values))
+            return out
+        out = Table(*columns("metric", *methods), title=self.title)
+        for metric in metrics:
+            out.add_row(metric, *cells(self.table.get_column(metric).to_list()))
         return out
-    out = Table(*columns("metric", *methods), title=title)
-    for metric in metrics:
-        out.add_row(metric, *cells(table.get_column(metric).to_list()))
-    return out
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        methods, metrics = self.table.get_column("method").to_list(), self.table.columns[1:]
+        names = metrics if len(methods) > len(metrics) else methods
+        headers: dict[str, str] = {}
+        rich = self._rich(headers)
+        unbounded = options.update(max_width=10_000)  # a measurement is capped at the width it is given
+        for name in sorted(names, key=len, reverse=True):  # break the longest headers first, only while too wide
+            if Measurement.get(console, unbounded, rich).maximum <= options.max_width:
+                break
+            broken = re.sub(r"(?<=[+_ ])(?=.)", "\n", name).replace(" \n", "\n")
+            if broken != name:
+                headers[name] = broken
+                rich = self._rich(headers)
+        yield rich
 
 
 SPLIT_OPTION = typer.Option("time", help=SPLIT_HELP)
