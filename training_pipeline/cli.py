@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,10 @@ def oracle_for(settings: Settings) -> Any:
     from recsys.data.sources import synthetic_dir
 
     return Oracle.from_dir(synthetic_dir(settings, preset))
+
+
+# Loads the oracle when a step needs it, after the step's own checks (an empty store is named before a missing oracle)
+OracleLoader = Callable[[], Any]
 
 
 def metric_table(title: str, table: Any) -> Any:
@@ -133,7 +139,7 @@ def _two_tower_config(set_: list[str], epochs: int | None, seed: int, per_custom
         raise typer.BadParameter(str(exc), param_hint="--set") from None
 
 
-def _retrieval(settings: Settings, config: Any, per_customer: float | None) -> str:
+def _retrieval(settings: Settings, config: Any, per_customer: float | None, load_oracle: OracleLoader) -> str:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
     from recsys.training.retrieval_job import train_retrieval
@@ -142,7 +148,7 @@ def _retrieval(settings: Settings, config: Any, per_customer: float | None) -> s
         connect(settings),
         dataset_features(settings.dataset, settings),
         config,
-        oracle=oracle_for(settings),
+        oracle=load_oracle(),
         per_customer=per_customer,
         log=lambda line: console.print(line),
     )
@@ -153,7 +159,13 @@ def _retrieval(settings: Settings, config: Any, per_customer: float | None) -> s
 
 
 def _ranking(
-    settings: Settings, run: str | None, candidates: int, weeks: int, iterations: int | None, objective: str
+    settings: Settings,
+    run: str | None,
+    candidates: int,
+    weeks: int,
+    iterations: int | None,
+    objective: str,
+    load_oracle: OracleLoader,
 ) -> None:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
@@ -173,7 +185,7 @@ def _ranking(
         run_id=run,
         n_candidates=candidates,
         n_train_weeks=weeks,
-        oracle=oracle_for(settings),
+        oracle=load_oracle(),
         log=lambda line: console.print(line),
     )
     console.print(metric_table(f"whole pipeline on the test week, run {result.run_id}", result.metrics))
@@ -197,7 +209,7 @@ def retrieval(
     settings = load_settings(home=home, seed=seed, dataset=dataset)
     config = _two_tower_config(set_, epochs, settings.seed, per_customer=split == "per-customer")
     quiet_tensorflow()
-    _retrieval(settings, config, holdout if split == "per-customer" else None)
+    _retrieval(settings, config, holdout if split == "per-customer" else None, partial(oracle_for, settings))
 
 
 CANDIDATES_OPTION = typer.Option(100, min=1, help="Retrieval candidates per customer-week the ranker orders.")
@@ -222,7 +234,7 @@ def ranking(
     """Train the CatBoost ranker on the run's own candidates; evaluate the whole pipeline; write the report."""
     settings = load_settings(home=home, seed=seed, dataset=dataset)
     quiet_tensorflow()
-    _ranking(settings, run, candidates, weeks, iterations, objective)
+    _ranking(settings, run, candidates, weeks, iterations, objective, partial(oracle_for, settings))
 
 
 @app.command("all")
@@ -244,6 +256,7 @@ def all_steps(
     settings = load_settings(home=home, seed=seed, dataset=dataset)
     config = _two_tower_config(set_, epochs, settings.seed)
     quiet_tensorflow()
-    run_id = _retrieval(settings, config, None)
+    load_oracle = cache(partial(oracle_for, settings))  # one object: both evaluations share its estimated tastes
+    run_id = _retrieval(settings, config, None, load_oracle)
     embed_catalogue(connect(settings), run_id, log=lambda line: console.print(line))
-    _ranking(settings, run_id, candidates, weeks, iterations, objective)
+    _ranking(settings, run_id, candidates, weeks, iterations, objective, load_oracle)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from recsys.data import estimated_oracle as estimated_oracle_module
-from recsys.data.estimated_oracle import estimated_oracle
+from recsys.data.estimated_oracle import estimated_oracle, estimated_oracle_once
 from recsys.data.oracle import Oracle
 from recsys.data.synthetic import SyntheticData, generate
 
@@ -117,3 +117,26 @@ def test_fitting_in_chunks_of_customers_finds_the_same_tastes(
     # out of every chunk would keep the prior, about 1 away
     for name in ("cust_index_group", "cust_type", "cust_colour"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), atol=0.05, err_msg=name)
+
+
+def test_estimated_once_fits_once_per_oracle_customers_and_day(
+    tiny: SyntheticData, oracle: Oracle, last_week: tuple[dt.date, pl.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start, held = last_week
+    customers = held["customer_id"].unique()
+    fits: list[int] = []
+    real = estimated_oracle_module._estimate
+    monkeypatch.setattr(estimated_oracle_module, "_estimate", lambda *a: fits.append(1) or real(*a))
+    first = estimated_oracle_once(oracle, customers, start)
+    # the same customers in another order, the same day at another hour: no new fit
+    assert estimated_oracle_once(oracle, customers.reverse(), dt.datetime.combine(start, dt.time(9))) is first
+    assert len(fits) == 1
+    plain = estimated_oracle(oracle, customers, start).latent
+    for name in TASTES:
+        np.testing.assert_array_equal(getattr(first.latent, name), getattr(plain, name))
+    # another day, other customers, another oracle object: each fits anew
+    earlier = start - dt.timedelta(days=7)
+    assert estimated_oracle_once(oracle, customers, earlier) is not first
+    assert estimated_oracle_once(oracle, customers.head(3), earlier).latent.cust_type.shape == plain.cust_type.shape
+    assert estimated_oracle_once(_oracle(tiny, tiny.transactions), customers.head(3), earlier) is not None
+    assert len(fits) == 5
