@@ -36,6 +36,7 @@ def test_retrieval_table_keeps_every_name_and_figure_at_80_columns() -> None:
     assert all(f"{0.1 * i + 0.01234:.4f}" in text for i in range(5))
     # too wide for 80 columns whole: long headers break after '+' or '_', never inside a word
     assert ("repurchase+", "popularity") in headers and ("estimated_", "oracle") in headers
+    assert all(part[-1] in "+_" for parts in headers for part in parts[:-1])
 
 
 def test_headers_stay_whole_when_the_console_is_wide_enough() -> None:
