@@ -66,6 +66,9 @@ class _MetricTable:
 
     def __init__(self, title: str, table: Any) -> None:
         self.title, self.table = title, table
+        self.methods, self.metrics = table.get_column("method").to_list(), table.columns[1:]
+        self.by_method = len(self.methods) > len(self.metrics)  # one row per method, a column per metric
+        self.names = self.metrics if self.by_method else self.methods  # the column headers after the first
 
     def _rich(self, headers: dict[str, str]) -> Any:
         from rich.table import Column, Table
@@ -73,35 +76,29 @@ class _MetricTable:
         def cells(values: list[Any]) -> list[str]:
             return ["—" if v is None else f"{v:.4f}" for v in values]
 
-        def columns(first: str, *names: str) -> list[Column]:
-            return [
-                Column(first, no_wrap=True),
-                *(Column(headers.get(n, n), overflow="fold", min_width=6) for n in names),
-            ]
-
-        methods, metrics = self.table.get_column("method").to_list(), self.table.columns[1:]
-        if len(methods) > len(metrics):
-            out = Table(*columns("method", *metrics), title=self.title)
+        columns = [
+            Column("method" if self.by_method else "metric", no_wrap=True),
+            *(Column(headers.get(n, n), overflow="fold", min_width=6) for n in self.names),
+        ]
+        out = Table(*columns, title=self.title)
+        if self.by_method:
             for method, *values in self.table.iter_rows():
                 out.add_row(method, *cells(values))
-            return out
-        out = Table(*columns("metric", *methods), title=self.title)
-        for metric in metrics:
-            out.add_row(metric, *cells(self.table.get_column(metric).to_list()))
+        else:
+            for metric in self.metrics:
+                out.add_row(metric, *cells(self.table.get_column(metric).to_list()))
         return out
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
         from rich.measure import Measurement
 
-        methods, metrics = self.table.get_column("method").to_list(), self.table.columns[1:]
-        names = metrics if len(methods) > len(metrics) else methods
         headers: dict[str, str] = {}
         rich = self._rich(headers)
         unbounded = options.update(max_width=10_000)  # a measurement is capped at the width it is given
-        for name in sorted(names, key=len, reverse=True):  # break the longest headers first, only while too wide
+        for name in sorted(self.names, key=len, reverse=True):  # break the longest headers first, only while too wide
             if Measurement.get(console, unbounded, rich).maximum <= options.max_width:
                 break
-            broken = re.sub(r"(?<=[+_ ])(?=.)", "\n", name).replace(" \n", "\n")
+            broken = re.sub(r"(?<=[+_])(?=[^ ])| (?=.)", "\n", name)  # a new line after + or _, or for a space
             if broken != name:
                 headers[name] = broken
                 rich = self._rich(headers)

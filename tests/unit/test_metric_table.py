@@ -57,3 +57,10 @@ def test_ranking_table_has_one_row_per_method_when_methods_outnumber_metrics() -
     lines = _render(table)
     assert max(len(line) for line in lines) <= 80
     assert all(any(line.startswith(f"│ {method} ") for line in lines) for method in methods)
+
+
+def test_a_header_with_spaces_breaks_at_them_without_blank_lines() -> None:
+    table = pl.DataFrame({"method": ["retrieval + estimated_oracle", "popularity"], **{m: [0.5, 0.25] for m in "abc"}})
+    lines = _render(table, width=36)
+    header = [line.split("┃")[2].strip() for line in lines if line.startswith("┃")]
+    assert header[header.index("retrieval") :] == ["retrieval", "+", "estimated_", "oracle"]
