@@ -89,11 +89,16 @@ def model_input(frame: pl.DataFrame, schema: RankerSchema, large: bool | None = 
     if frame.height >= LARGE if large is None else large:
         categorical = pl.col(schema.categorical).cast(pl.Categorical)
         return frame.select(pl.col(schema.numeric).cast(pl.Float32), categorical).to_pandas()
+    # column by column, with no polars plan: at a request's hundred rows a select costs more than the trees
+    columns = dict(zip(frame.columns, frame.get_columns(), strict=True))
+    numeric = np.empty((frame.height, len(schema.numeric)), dtype=np.float32)
+    for j, name in enumerate(schema.numeric):
+        numeric[:, j] = columns[name].cast(pl.Float32).to_numpy()  # null -> NaN, CatBoost's missing value
     categorical = None
-    if schema.categorical:  # column by column: faster than a frame's to_numpy for strings
-        categorical = np.column_stack([frame.get_column(c).cast(pl.String).to_numpy() for c in schema.categorical])
+    if schema.categorical:
+        categorical = np.column_stack([columns[c].cast(pl.String).to_numpy() for c in schema.categorical])
     return FeaturesData(
-        num_feature_data=frame.select(pl.col(schema.numeric).cast(pl.Float32)).to_numpy(order="c"),
+        num_feature_data=numeric,
         cat_feature_data=categorical,
         num_feature_names=list(schema.numeric),
         cat_feature_names=list(schema.categorical) if schema.categorical else None,

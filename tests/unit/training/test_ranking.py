@@ -48,6 +48,10 @@ def test_one_step_save_reload_scores_the_same(tiny: Tiny, tmp_path: Path) -> Non
     # requests (FeaturesData) and batches (pandas categoricals) reach CatBoost differently, with the same result
     for large in (True, False):
         np.testing.assert_array_equal(ranker.model.predict(model_input(data.test, data.schema, large=large)), before)
+    # numbers of another type reach the trees as the same float32 values (nulls as NaN)
+    assert any(data.test.get_column(f).null_count() for f in data.schema.numeric)
+    wider = data.test.with_columns(pl.col(data.schema.numeric).cast(pl.Float64))
+    np.testing.assert_array_equal(ranker.score(wider), before)
 
     saved = save_ranker(ranker, tmp_path / "ranker")
     assert sorted(p.name for p in saved.iterdir()) == ["ranker.cbm", "ranker.json"]
