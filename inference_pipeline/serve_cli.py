@@ -9,13 +9,16 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from recsys.cli_support import HOME_HELP, console
 from recsys.config import load_settings
 from recsys.errors import RecsysError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 RUN_HELP = "Training run id to serve (default RECSYS_SERVING_RUN_ID, else the newest run with all three models)."
 PORT_HELP = "HTTP port of the {} (default RECSYS_SERVING_{}; 0 = any free port)."
@@ -175,26 +178,36 @@ def _over_http(url: str, body: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
-def print_answer(answer: dict[str, Any]) -> None:
-    from rich.table import Table
+DESCRIPTION = ("product_type_name", "colour_group_name", "index_group_name")  # under the name, in the tables
 
+
+def print_answer(answer: dict[str, Any]) -> None:
     for prediction in answer["predictions"]:
-        table = Table(
-            "#", "article_id", "score", "name", "type", "colour", "index group", "source",
-            title=f"customer {prediction['customer_id']} ({prediction['source']}), run {prediction['run_id']}",
-        )  # fmt: skip
-        for rank, item in enumerate(prediction["articles"], 1):
-            table.add_row(
-                str(rank),
-                str(item["article_id"]),
-                f"{item['score']:.4f}",
-                str(item.get("prod_name", "")),
-                str(item.get("product_type_name", "")),
-                str(item.get("colour_group_name", "")),
-                str(item.get("index_group_name", "")),
-                item["source"],
-            )
-        console.print(table)
+        console.print(recommendation_table(prediction))
     timings = answer.get("timings_ms", {})
     stages = "  ".join(f"{name} {ms:.1f}" for name, ms in timings.items() if "." not in name)
     console.print(f"stages (ms): {stages}", highlight=False)
+
+
+def recommendation_table(prediction: dict[str, Any]) -> Table:
+    """One customer's list. Ids, scores and sources never wrap nor shorten (a cut id is a wrong id); each article
+    is described in one column, its name over its type, colour and index group, which wraps at a narrow console
+    (the demo's 80 columns) where four narrow columns would break words."""
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    table = Table(
+        Column("#", justify="right", no_wrap=True),
+        Column("article_id", no_wrap=True),
+        Column("score", justify="right", no_wrap=True),
+        Column("article", overflow="fold"),
+        Column("source", no_wrap=True),
+        title=f"customer {prediction['customer_id']} ({prediction['source']}), run {prediction['run_id']}",
+    )
+    for rank, item in enumerate(prediction["articles"], 1):
+        details = " · ".join(str(item[key]) for key in DESCRIPTION if item.get(key) not in (None, ""))
+        article = Text(str(item.get("prod_name") or ""))
+        if details:
+            article.append(("\n" if article else "") + details, style="dim")
+        table.add_row(str(rank), str(item["article_id"]), f"{item['score']:.4f}", article, item["source"])
+    return table
