@@ -131,11 +131,13 @@ def main() -> None:
         details[objective] = {"trees": trees, "rows_per_s": train.height * trees / seconds, **history}
 
     # -- one request: one customer's candidates from single-customer frames
-    state, catalogue = week_state(tx, customers, articles, weeks.test)
     ids = week.get_column("customer_id").unique().sort().head(args.requests)
-    keys = week.select("customer_id", "article_id", "retrieval_score", "retrieval_rank").partition_by(
-        "customer_id", as_dict=True
+    keys = week.filter(pl.col("customer_id").is_in(ids.implode())).select(
+        "customer_id", "article_id", "retrieval_score", "retrieval_rank"
     )
+    keys = keys.partition_by("customer_id", as_dict=True)
+    del week, train, validation  # the whole state of the week comes next: at hm scale, memory is the limit
+    state, catalogue = week_state(tx, customers, articles, weeks.test)
     requests = []
     for customer in ids:
         rows = keys[(customer,)]
