@@ -17,6 +17,10 @@ Columns (both forms):
 * ``last_article_ids`` — List[article id type]: the last ``n_last`` purchases, most recent first; purchases of
   one day are one per article and ordered by article id, descending (the reverse of the sequence order
   day ↑, article_id ↑). An article bought again later appears again.
+* ``last_article_gaps`` — List[Int32], beside ``last_article_ids``: for each of them, whole days from its purchase
+  to ``last_purchase`` (0 = bought on the last purchase day, so the list ascends). Relative to ``last_purchase``
+  rather than to ``as_of``, so that a snapshot stays true until the next purchase: how long ago an article was
+  bought, at any time t, is ``days_since_last_purchase`` at t plus its gap.
 * ``n_purchases`` (Int32, (article, day) pairs), ``n_units`` (Int32, sum of quantity),
   ``n_distinct_articles`` (Int32), ``last_purchase`` (Datetime), ``days_since_last_purchase`` (Int32).
 * ``avg_price`` — mean price per unit paid (null without prices); ``price_index`` — ``avg_price`` divided by the
@@ -63,6 +67,7 @@ from recsys.features.common import (
 AS_OF = "as_of"
 MARKET = "market_price"
 LAST_ARTICLES = "last_article_ids"
+LAST_GAPS = "last_article_gaps"
 DEFAULT_AFFINITY = ("index_group_name", "product_type_name", "colour_group_name")
 _COUNTS = ["n_purchases", "n_units", "n_distinct_articles", "last_purchase", "days_since_last_purchase"]
 
@@ -117,7 +122,7 @@ def _finish(df: pl.DataFrame, ids: pl.Series, market_price: pl.Expr, affinity: l
         avg.alias("avg_price"),
         (avg / market_price).alias("price_index"),
         pl.col("n_purchases", "n_units", "n_distinct_articles").cast(pl.Int32),
-    ).select(CUSTOMER_ID, AS_OF, LAST_ARTICLES, *_COUNTS, "avg_price", "price_index", *aff)
+    ).select(CUSTOMER_ID, AS_OF, LAST_ARTICLES, LAST_GAPS, *_COUNTS, "avg_price", "price_index", *aff)
 
 
 def customer_history_as_of(
@@ -138,8 +143,10 @@ def customer_history_as_of(
     affinity = affinity_columns_for(articles, affinity_columns)
     cut = cutoff(as_of)
     daily, ids = daily_purchases(transactions, before=cut)
+    recent = {"by": [T_DAT, ARTICLE_ID], "descending": True}
     df = daily.group_by(CODE).agg(
-        pl.col(ARTICLE_ID).sort_by([T_DAT, ARTICLE_ID], descending=True).head(n_last).alias(LAST_ARTICLES),
+        pl.col(ARTICLE_ID).sort_by(**recent).head(n_last).alias(LAST_ARTICLES),
+        days_between(pl.col(T_DAT).max(), pl.col(T_DAT).sort_by(**recent).head(n_last)).alias(LAST_GAPS),
         pl.len().alias("n_purchases"),
         pl.col(QUANTITY).sum().alias("n_units"),
         pl.col(ARTICLE_ID).n_unique().alias("n_distinct_articles"),
@@ -282,8 +289,12 @@ def _events(
     )
     length = np.minimum(ends - first[ends] + 1, n_last)
     gather = np.repeat(ends, length) - (np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length))
+    bought = daily.get_column(T_DAT).gather(gather)
+    last = daily.get_column(T_DAT).gather(np.repeat(ends, length))
+    gaps = pl.select(days_between(pl.lit(last), pl.lit(bought))).to_series()
     snap = snap.with_columns(
         lists(daily.get_column(ARTICLE_ID).gather(gather), length, LAST_ARTICLES),
+        lists(gaps, length, LAST_GAPS),
         pl.col(T_DAT).alias("last_purchase"),
         shifted(pl.col(T_DAT), 1).alias(AS_OF),
     )

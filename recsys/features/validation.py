@@ -146,6 +146,14 @@ def shares(values: str, column: str, tolerance: float = 1e-6) -> Rule:
     return Rule(f"{column}_shares", column, expr, f"{column} must be shares in [0, 1] summing to 1, one per value")
 
 
+def gaps(ids: str, column: str) -> Rule:
+    """Day gaps beside a list of ids: one per id, the first 0 (the last purchase itself), never decreasing."""
+    g = pl.col(column)
+    steps = g.list.diff(null_behavior="drop").list.min().fill_null(0)
+    expr = (g.list.len() == pl.col(ids).list.len()) & (g.list.first() == 0) & (steps >= 0)
+    return Rule(f"{column}_gaps", column, expr, f"{column} must start at 0, never decrease, and hold one per {ids}")
+
+
 def midnight(column: str) -> Rule:
     expr = pl.col(column) == pl.col(column).dt.truncate("1d")
     return Rule(f"{column}_is_day", column, expr, f"{column} must be a day (midnight)")
@@ -202,6 +210,7 @@ def rules_for(
         rules += [in_range(c, 1) for c in ("n_purchases", "n_units", "n_distinct_articles")]
         rules += [at_most("n_distinct_articles", "n_purchases"), list_length("last_article_ids", 1, n_last)]
         rules += [before("last_purchase", "as_of"), in_range("days_since_last_purchase", 1)]
+        rules.append(gaps("last_article_ids", "last_article_gaps"))
         rules += [in_range(c, 0, allow_null=True) for c in ("avg_price", "price_index")]
         rules += [shares(c.removesuffix("_shares") + "_values", c) for c in sorted(cols) if c.endswith("_shares")]
         if today is not None:

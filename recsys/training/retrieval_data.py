@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.features.articles import DESCRIPTION
 from recsys.features.common import cutoff, feature_name
-from recsys.features.customer_history import LAST_ARTICLES, customer_history_as_of
+from recsys.features.customer_history import LAST_ARTICLES, LAST_GAPS, customer_history_as_of
 from recsys.features.customers import AGE_GROUP
 from recsys.features.transactions import MONTH_COS, MONTH_SIN, month_features
 
@@ -399,7 +399,7 @@ def queries_as_of(
     only days before ``as_of`` are used, so passing everything is safe. Feed the result to
     :func:`query_inputs` with ``at=as_of``.
     """
-    history_cols = {LAST_ARTICLES, LAST_PURCHASE, DAYS_SINCE, *HISTORY_NUMERIC}
+    history_cols = {LAST_ARTICLES, LAST_GAPS, LAST_PURCHASE, DAYS_SINCE, *HISTORY_NUMERIC}
     history_cols |= {c for a in schema.affinities for c in (a + VALUES, a + SHARES)}
     attributes = customers.select([c for c in customers.columns if c not in history_cols])
     history = customer_history_as_of(

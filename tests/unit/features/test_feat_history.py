@@ -35,12 +35,13 @@ def _row(df: pl.DataFrame, customer: str) -> dict:
     return df.filter(pl.col("customer_id") == customer).row(0, named=True)
 
 
-def test_last_articles_most_recent_first_ties_by_article_id_descending() -> None:
+def test_last_articles_most_recent_first_ties_by_article_id_descending_with_their_gaps() -> None:
     got = _row(customer_history_as_of(_story(), articles(), day(6)), "c1")
     # sequence (day ↑, article ↑): A(d1) B(d3) C(d3) A(d5) D(d5); reversed -> D A C B A; A bought again appears again
     assert got["last_article_ids"] == [D, A, C, B, A]
+    assert got["last_article_gaps"] == [0, 0, 2, 2, 4]  # days before the last purchase (day 5)
     short = _row(customer_history_as_of(_story(), articles(), day(6), n_last=3), "c1")
-    assert short["last_article_ids"] == [D, A, C]
+    assert short["last_article_ids"] == [D, A, C] and short["last_article_gaps"] == [0, 0, 2]
 
 
 def test_counts_recency_and_price_level() -> None:
@@ -82,7 +83,7 @@ def test_events_one_snapshot_per_customer_and_purchase_day_valid_from_the_next_d
     ev = customer_history_events(_story(), articles())
     assert ev.select("customer_id", "as_of").rows() == [("c1", day(2)), ("c1", day(4)), ("c1", day(6)), ("c2", day(3))]
     day3 = _row(ev.filter(pl.col("as_of") == day(4)), "c1")  # everything up to and including day 3
-    assert day3["last_article_ids"] == [C, B, A]
+    assert day3["last_article_ids"] == [C, B, A] and day3["last_article_gaps"] == [0, 0, 2]
     assert (day3["n_purchases"], day3["n_units"], day3["n_distinct_articles"]) == (3, 4, 3)
     assert day3["index_group_name_values"] == ["Ladieswear", "Menswear"]
     assert day3["index_group_name_shares"] == pytest.approx([3 / 4, 1 / 4])  # A 1 + B 2 Ladies, C 1 Mens
@@ -138,6 +139,7 @@ def test_schema_and_options() -> None:
             "customer_id": pl.String,
             "as_of": pl.Datetime("us"),
             "last_article_ids": pl.List(pl.Int64),
+            "last_article_gaps": pl.List(pl.Int32),
             "n_purchases": pl.Int32,
             "n_units": pl.Int32,
             "n_distinct_articles": pl.Int32,

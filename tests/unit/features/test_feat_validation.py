@@ -126,6 +126,15 @@ def test_history_last_articles_bounded_by_n() -> None:
     assert err.n_bad == 1  # the first snapshot has one article
 
 
+def test_history_gaps_start_at_zero_ascend_and_match_the_ids() -> None:
+    history = _history()
+    assert history.get_column("last_article_gaps").to_list() == [[0], [0, 1]]
+    for bad, shown in (([[0], [1, 0]], "[1, 0]"), ([[0], [0]], "[0]"), ([[0], [0, -1]], "[0, -1]")):
+        rows = history.with_columns(last_article_gaps=pl.Series(bad, dtype=pl.List(pl.Int32)))
+        err = _fails("customer_history", rows, "last_article_gaps_gaps", "last_article_gaps", shown)
+        assert err.n_bad == 1
+
+
 def test_history_shares_in_unit_interval_summing_to_one() -> None:
     bad = _history().with_columns(index_group_name_shares=pl.lit([0.5], dtype=pl.List(pl.Float64)))
     _fails("customer_history", bad, "index_group_name_shares_shares", "index_group_name_shares", "[0.5]")

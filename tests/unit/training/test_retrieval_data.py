@@ -95,10 +95,13 @@ def test_queries_as_of_use_only_earlier_days(schema: TowerFeatures) -> None:
     # the customers view holds the latest history ([1, 3, 2, 1]...): it must be replaced, not used
     customers = pl.DataFrame(
         {"customer_id": ["c1", "c2", "c9"], "club_member_status": ["ACTIVE", "MISSING", "ACTIVE"]}
-    ).with_columns(last_article_ids=pl.lit([99], dtype=pl.List(pl.Int64)))
+    ).with_columns(
+        last_article_ids=pl.lit([99], dtype=pl.List(pl.Int64)), last_article_gaps=pl.lit([99], dtype=pl.List(pl.Int32))
+    )
     state = queries_as_of(customers, towerdata.rows(), towerdata.articles(), datetime(2020, 1, 10, 12), schema)
     assert state.get_column("customer_id").to_list() == ["c1", "c2", "c9"]
     assert state.get_column("last_article_ids").to_list() == [[3, 2, 1], [2], None]  # Jan 10 itself is not seen
+    assert [g is None or 99 not in g for g in state.get_column("last_article_gaps").to_list()] == [True] * 3
     assert state.get_column("n_purchases").to_list() == [3, 1, None]
     assert state.get_column("product_type_name_values").to_list()[0] == ["Dress", "Sweater"]
 
