@@ -30,7 +30,7 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.features.common import MISSING, cutoff
-from recsys.features.customer_history import LAST_ARTICLES
+from recsys.features.customer_history import LAST_ARTICLES, LAST_GAPS
 from recsys.serving.request_features import (
     CandidateRows,
     _check_inputs,
@@ -51,6 +51,7 @@ from recsys.training.ranking_features import (
     LIST_SEPARATOR,
     PRICE_RATIO,
     REPURCHASE,
+    REPURCHASE_DAYS,
     RETRIEVAL_RANK,
     RETRIEVAL_SCORE,
     SHARE,
@@ -86,6 +87,7 @@ class ServingFeatures:
     price: np.ndarray | None  # article_price as Float64, NaN for null
     customers: tuple[_Reader, ...]  # the customer features, in the schema's order
     avg_price: _Reader | None
+    last_purchase: _Reader | None  # the days since it, for repurchase_days (None: the schema has no recency)
 
     def columns(
         self,
@@ -117,8 +119,16 @@ class ServingFeatures:
                 out[name] = values[at].tolist() if values.dtype == object else values[at]
             if self.schema.repurchase:
                 lists = [row.get(LAST_ARTICLES) for row in rows]
-                count, first = repurchase_arrays(lists, height, cust, self.ids[at])
+                recency = None
+                if self.last_purchase is not None:
+                    days = _read(self.last_purchase, rows, referenced, times)
+                    if days is None:
+                        return None
+                    recency = ([row.get(LAST_GAPS) for row in rows], days)
+                count, first, ago = repurchase_arrays(lists, height, cust, self.ids[at], recency)
                 out[REPURCHASE[0]], out[REPURCHASE[1]] = count, first
+                if ago is not None:
+                    out[REPURCHASE_DAYS] = ago
             for col, values in self.values.items():
                 lists = [[row.get(col + suffix) for row in rows] for suffix in (VALUES, SHARES)]
                 shares, nulls = share_arrays(*lists, height, cust, values[at])
@@ -145,7 +155,8 @@ def serving_features(rows: pl.DataFrame, schema: RankerSchema, customer_schema: 
         return None
     readers = [_reader(name, categorical, customer_schema) for name, categorical in layout.customer_features]
     avg_price = _reader("avg_price", False, customer_schema) if schema.price else None
-    if None in readers or (schema.price and avg_price is None):
+    last_purchase = _reader(DAYS_SINCE, False, customer_schema) if schema.recency else None
+    if None in readers or (schema.price and avg_price is None) or (schema.recency and last_purchase is None):
         return None
     if not _lists_read(schema, customer_schema, key.dtype):
         return None
@@ -168,6 +179,7 @@ def serving_features(rows: pl.DataFrame, schema: RankerSchema, customer_schema: 
         price,
         tuple(r for r in readers if r is not None),
         avg_price,
+        last_purchase,
     )
 
 
@@ -210,6 +222,10 @@ def _lists_read(schema: RankerSchema, customer_schema: pl.Schema, id_type: pl.Da
         if not isinstance(items, pl.List) or not (
             (id_type.is_integer() and items.inner.is_integer()) or (id_type == pl.String and items.inner == pl.String)
         ):
+            return False
+    if schema.recency:
+        gaps = customer_schema.get(LAST_GAPS)
+        if not isinstance(gaps, pl.List) or not gaps.inner.is_integer():
             return False
     return all(
         customer_schema.get(a + VALUES) == pl.List(pl.String) and customer_schema.get(a + SHARES) == pl.List(pl.Float64)

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.features.common import MISSING, cutoff
-from recsys.features.customer_history import LAST_ARTICLES
+from recsys.features.customer_history import LAST_ARTICLES, LAST_GAPS
 from recsys.training.ranking_features import (
     ARTICLE_PRICE,
     DAYS_SINCE,
@@ -41,6 +41,7 @@ from recsys.training.ranking_features import (
     LIST_SEPARATOR,
     PRICE_RATIO,
     REPURCHASE,
+    REPURCHASE_DAYS,
     RETRIEVAL,
     SHARE,
     SHARES,
@@ -144,10 +145,16 @@ def _request_features(
         for f, categorical in layout.article_features:
             out[f] = _take(_prepared(art_frame, f, categorical), art, categorical)
         if schema.repurchase:
-            lists = cust_frame.columns[LAST_ARTICLES].to_list() if LAST_ARTICLES in cust_frame.columns else []
-            count, first = repurchase_arrays(lists, cust_frame.height, cust, cand_articles.to_numpy())
+            lists = _lists(cust_frame, LAST_ARTICLES)
+            recency = None
+            if schema.recency:
+                days = _days_since(cust_frame, as_of).to_numpy() if cust_frame.height else np.zeros(0)
+                recency = (_lists(cust_frame, LAST_GAPS), days)
+            count, first, ago = repurchase_arrays(lists, cust_frame.height, cust, cand_articles.to_numpy(), recency)
             out[REPURCHASE[0]] = pl.Series(REPURCHASE[0], count)
             out[REPURCHASE[1]] = pl.Series(REPURCHASE[1], first, nan_to_null=True)  # never NaN otherwise
+            if ago is not None:
+                out[REPURCHASE_DAYS] = pl.Series(REPURCHASE_DAYS, ago, nan_to_null=True)
         for col, gathered in layout.shares:
             values = out[col] if gathered else _take(_prepared(art_frame, col, True), art, True)
             lists = [
@@ -164,6 +171,11 @@ def _request_features(
 
 
 # -- inputs ---------------------------------------------------------------------------------------------------
+
+
+def _lists(frame: _Frame, name: str) -> list[Any]:
+    """A list column's rows as Python lists (an empty frame may lack it: no rows)."""
+    return frame.columns[name].to_list() if name in frame.columns else []
 
 
 class _Frame(NamedTuple):
@@ -328,10 +340,19 @@ def whole_days(cut: datetime, moment: datetime | date | None) -> float | None:
 
 
 def repurchase_arrays(
-    lists: Sequence[Any], height: int, cust: CandidateRows, ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    lists: Sequence[Any],
+    height: int,
+    cust: CandidateRows,
+    ids: np.ndarray,
+    recency: tuple[Sequence[Any], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Times each candidate (``ids``: integers, or strings in an object array) is in its customer's last-N ids
-    (``lists``: per customer row, a list or None), and the first such position (NaN: never), as Float32."""
+    (``lists``: per customer row, a list or None), and the first such position (NaN: never), as Float32.
+
+    With ``recency`` (per customer row, the ``last_article_gaps`` list or None, and the days since the last
+    purchase, NaN for null): also the days since the candidate's latest purchase among them (NaN: never), the
+    customer's days plus the smallest gap at the candidate's places; else None."""
+    gaps = _gap_lists(lists, *recency) if recency is not None else None
     histories = {j: lists[j] for j in cust.referenced if lists[j]}
     known = {item for row in histories.values() for item in row} - {None}
     kind = str if ids.dtype == object else int
@@ -339,7 +360,8 @@ def repurchase_arrays(
         raise _Delegate  # ids of another type than the candidates': candidate_features casts them
     n = len(ids)
     if not known or not n:  # nobody has bought anything
-        return np.zeros(n, dtype=np.float32), np.full(n, np.nan, dtype=np.float32)
+        never = np.full(n, np.nan, dtype=np.float32)
+        return np.zeros(n, dtype=np.float32), never, None if gaps is None else never.copy()
     # a customer x position matrix of ids, compared with every candidate's id; cells without an id (a null,
     # the end of a shorter list, a customer without history or not there) hold an id no candidate has
     if kind is int:
@@ -357,9 +379,38 @@ def repurchase_arrays(
     for j, row in histories.items():  # per customer
         history[j, : len(row)] = [pad if item is None else item for item in row] if None in row else row
     # one customer: its row against every candidate (broadcast), no gather
-    equal = (history[cust.at] if cust.single is None else history[cust.single]) == ids[:, None]
+    rows = cust.at if cust.single is None else cust.single
+    equal = history[rows] == ids[:, None]
     count = np.count_nonzero(equal, axis=1)
-    return count.astype(np.float32), np.where(count > 0, equal.argmax(axis=1), np.nan).astype(np.float32)
+    first = np.where(count > 0, equal.argmax(axis=1), np.nan).astype(np.float32)
+    if gaps is None:
+        return count.astype(np.float32), first, None
+    days, table = gaps
+    width = history.shape[1]
+    padded = np.full((height + 1, width), np.nan)
+    for j in histories:  # per customer
+        padded[j, : len(table[j])] = table[j]
+    # the smallest gap where the candidate is (nulls skipped, as polars' min skips them); inf: nowhere
+    smallest = np.fmin.reduce(np.where(equal, padded[rows], np.nan), axis=1, initial=np.inf)
+    ago = np.where(np.isinf(smallest), np.nan, days[rows] + smallest)
+    return count.astype(np.float32), first, ago.astype(np.float32)
+
+
+def _gap_lists(lists: Sequence[Any], gap_lists: Sequence[Any], days: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """The days since the last purchase (one more row: NaN, a customer not there) and, per customer row, its gaps
+    as floats (NaN for null). Lists that are not one gap per id, or gaps that are not Int32 integers, go to
+    candidate_features, whose explode and cast decide."""
+    table: list[Any] = []
+    for j, ids in enumerate(lists):  # per customer
+        row = gap_lists[j] if j < len(gap_lists) else None
+        if len(ids or ()) != len(row or ()):
+            raise _Delegate
+        if row and (
+            not set(map(type, row)) <= {int, type(None)} or any(g is not None and abs(g) > _INT32_MAX for g in row)
+        ):
+            raise _Delegate
+        table.append([np.nan if g is None else g for g in row] if row else [])
+    return np.append(np.asarray(days, dtype=np.float64), np.nan), table
 
 
 @functools.lru_cache(maxsize=16)

@@ -20,14 +20,17 @@ Output: the candidate columns, then :attr:`RankerSchema.features` in this order 
    recomputed at ``as_of``, ``avg_price``, ``price_index``);
 3. article attributes (categorical, then numeric) and popularity (``units_7d``, ``units_30d``, ``units_prev_7d``,
    ``trend``);
-4. cross features: ``repurchase_count`` (times the candidate is in the customer's last-N purchases) and
-   ``repurchase_position`` (0 = the most recent purchase, null = not in the list); ``<col>_share``, the
+4. cross features: ``repurchase_count`` (times the candidate is in the customer's last-N purchases),
+   ``repurchase_position`` (0 = the most recent purchase, null = not in the list) and ``repurchase_days`` (whole
+   days from its latest purchase among them to ``as_of``: ``days_since_last_purchase`` plus its
+   ``last_article_gaps`` entry; null = not in the list); ``<col>_share``, the
    customer's share of units in the candidate's value of each affinity column (0 = never bought that value,
    null = no history); ``article_price`` and ``price_ratio`` (article price / the customer's ``avg_price``).
 
-Repurchase features read only the history *row* (the last-N ids, no dates): that is all serving has, so training
-reads the same. Categorical features are strings, never null (:data:`~recsys.features.common.MISSING`;
-multi-categoricals become their sorted values joined by ``|``); numeric features are Float32 with nulls.
+Repurchase features read only the history *row* (the last-N ids, their day gaps and ``last_purchase``): that is
+all serving has, so training reads the same. Categorical features are strings, never null
+(:data:`~recsys.features.common.MISSING`; multi-categoricals become their sorted values joined by ``|``); numeric
+features are Float32 with nulls.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT,
 from recsys.features.article_popularity import UNITS
 from recsys.features.articles import ID_LIKE_SUFFIXES
 from recsys.features.common import MISSING, cutoff, days_between, feature_name, mean_price
-from recsys.features.customer_history import LAST_ARTICLES
+from recsys.features.customer_history import LAST_ARTICLES, LAST_GAPS
 from recsys.features.customers import AGE_GROUP
 
 RETRIEVAL_SCORE, RETRIEVAL_RANK = "retrieval_score", "retrieval_rank"
@@ -53,6 +56,7 @@ LAST_PURCHASE, DAYS_SINCE = "last_purchase", "days_since_last_purchase"
 HISTORY = ("n_purchases", "n_units", "n_distinct_articles", DAYS_SINCE, "avg_price", "price_index")
 POPULARITY = (*UNITS, "trend")
 REPURCHASE = ("repurchase_count", "repurchase_position")
+REPURCHASE_DAYS = "repurchase_days"
 ARTICLE_PRICE, PRICE_RATIO = "article_price", "price_ratio"
 VALUES, SHARES, SHARE = "_values", "_shares", "_share"
 LIST_SEPARATOR = "|"
@@ -69,6 +73,7 @@ class RankerSchema:
     article_numeric: tuple[str, ...] = ()
     popularity: tuple[str, ...] = ()  # of POPULARITY
     repurchase: bool = False  # the customers rows carry last_article_ids
+    recency: bool = False  # ... and last_article_gaps and last_purchase (repurchase_days)
     affinities: tuple[str, ...] = ()  # article columns X with customer lists X_values / X_shares
     price: bool = False  # the articles rows carry article_price
 
@@ -84,6 +89,7 @@ class RankerSchema:
             *self.article_numeric,
             *self.popularity,
             *(REPURCHASE if self.repurchase else ()),
+            *((REPURCHASE_DAYS,) if self.recency else ()),
             *(a + SHARE for a in self.affinities),
             *((ARTICLE_PRICE, PRICE_RATIO) if self.price else ()),
         )
@@ -100,12 +106,14 @@ class RankerSchema:
     def customer_columns(self) -> list[str]:
         """The columns read from ``customers`` (besides ``customer_id``)."""
         cols = [*self.customer_categorical, *self.customer_numeric, *(h for h in self.history if h != DAYS_SINCE)]
-        if DAYS_SINCE in self.history:
+        if DAYS_SINCE in self.history or self.recency:
             cols.append(LAST_PURCHASE)
         if self.price and "avg_price" not in cols:
             cols.append("avg_price")
         if self.repurchase:
             cols.append(LAST_ARTICLES)
+        if self.recency:
+            cols.append(LAST_GAPS)
         return cols + [a + suffix for a in self.affinities for suffix in (VALUES, SHARES)]
 
     def article_columns(self) -> list[str]:
@@ -179,6 +187,7 @@ def ranker_schema(
         article_numeric=_spec_columns(features.get("articles", {}), articles, "numeric", exclude),
         popularity=tuple(p for p in POPULARITY if p in articles.columns and p not in exclude),
         repurchase=LAST_ARTICLES in customers.columns,
+        recency={LAST_ARTICLES, LAST_GAPS, LAST_PURCHASE} <= set(customers.columns) and REPURCHASE_DAYS not in exclude,
         affinities=affinities,
         price=ARTICLE_PRICE in articles.columns and ARTICLE_PRICE not in exclude,
     )
@@ -231,6 +240,8 @@ def _null_type(name: str, schema: RankerSchema, id_type: pl.DataType) -> pl.Data
     """The type of an input column that an empty frame lacks (so that joins and explodes still type-check)."""
     if name == LAST_ARTICLES:
         return pl.List(id_type)
+    if name == LAST_GAPS:
+        return pl.List(pl.Int32)
     if name.endswith(VALUES):
         return pl.List(pl.String)
     if name.endswith(SHARES):
@@ -276,6 +287,7 @@ def candidate_features(
     cust = _present(customers, CUSTOMER_ID, schema.customer_columns(), schema, candidates.schema)
     arts = _present(articles, ARTICLE_ID, schema.article_columns(), schema, candidates.schema)
     lists = [LAST_ARTICLES] if schema.repurchase else []
+    lists += [LAST_GAPS] if schema.recency else []
     lists += [a + s for a in schema.affinities for s in (VALUES, SHARES)]
     # one row per customer: scalars, and whether each affinity list exists (no history: shares are null, not 0)
     flags = [pl.col(a + VALUES).is_not_null().alias("_has" + a) for a in schema.affinities]
@@ -285,13 +297,19 @@ def candidate_features(
         .join(arts, on=ARTICLE_ID, how="left", maintain_order="left")
     )
     if schema.repurchase:
+        # the latest purchase of an article is its first place in the list, and its gap the smallest
+        gap = [pl.col(LAST_GAPS).cast(pl.List(pl.Int32)).alias("_gap")] if schema.recency else []
         seen = (
-            cust.select(CUSTOMER_ID, pl.col(LAST_ARTICLES).cast(pl.List(id_type)).alias(ARTICLE_ID))
+            cust.select(CUSTOMER_ID, pl.col(LAST_ARTICLES).cast(pl.List(id_type)).alias(ARTICLE_ID), *gap)
             .with_columns(pl.int_ranges(pl.col(ARTICLE_ID).list.len()).alias("_pos"))
-            .explode([ARTICLE_ID, "_pos"])
+            .explode([ARTICLE_ID, "_pos", *(["_gap"] if gap else [])])
             .drop_nulls(ARTICLE_ID)
             .group_by(CUSTOMER_ID, ARTICLE_ID)
-            .agg(pl.len().alias(REPURCHASE[0]), pl.col("_pos").min().alias(REPURCHASE[1]))
+            .agg(
+                pl.len().alias(REPURCHASE[0]),
+                pl.col("_pos").min().alias(REPURCHASE[1]),
+                *([pl.col("_gap").min()] if gap else []),
+            )
         )
         frame = frame.join(seen, on=[CUSTOMER_ID, ARTICLE_ID], how="left", maintain_order="left")
         frame = frame.with_columns(pl.col(REPURCHASE[0]).fill_null(0))
@@ -304,8 +322,11 @@ def candidate_features(
             .with_columns(pl.when(pl.col("_has" + col)).then(pl.col(share).fill_null(0.0)).alias(share))
         )
     derived: list[pl.Expr] = []
+    days_since = days_between(pl.lit(cutoff(as_of), pl.Datetime("us")), pl.col(LAST_PURCHASE))
     if DAYS_SINCE in schema.history:
-        derived.append(days_between(pl.lit(cutoff(as_of), pl.Datetime("us")), pl.col(LAST_PURCHASE)).alias(DAYS_SINCE))
+        derived.append(days_since.alias(DAYS_SINCE))
+    if schema.recency:
+        derived.append((days_since.cast(pl.Int64) + pl.col("_gap")).alias(REPURCHASE_DAYS))
     if schema.price:
         derived.append((pl.col(ARTICLE_PRICE) / pl.col("avg_price").cast(pl.Float64)).alias(PRICE_RATIO))
     dtypes = {**customers.schema, **articles.schema}

@@ -83,7 +83,7 @@ def check(cands: pl.DataFrame, custs: pl.DataFrame, arts: pl.DataFrame, ranker: 
 def test_hand_made_rows() -> None:
     request = check(candidates(), customers(), articles(), schema())
     assert len(request.rows) == 5 and request.rows[2]["club_member_status"] is None  # c3: a row of nulls
-    assert schema().repurchase and schema().price and len(schema().affinities) == 3
+    assert schema().repurchase and schema().recency and schema().price and len(schema().affinities) == 3
     assert "preferred_sections" in schema().customer_categorical  # a list: sorted and joined
 
 
@@ -154,6 +154,8 @@ def refused(request: Request, change: dict[str, Any], ranker: RankerSchema) -> N
         {"last_purchase": "2020-01-10T00:00:00+02:00"},  # a time zone
         {"last_purchase": "yesterday"},
         {"last_article_ids": ["3"]},  # ids of another type
+        {"last_article_gaps": [0, 1]},  # not one gap per id
+        {"last_article_gaps": [0.0, 1.0, 1.0, 2.0, 2.0]},  # floats
         {"colour_group_name_shares": [1, 0.5, 0.5]},  # an integer share
     ],
 )
@@ -175,6 +177,7 @@ def test_a_repeated_customer_is_refused() -> None:
         ("last_purchase", pl.Datetime("us", "UTC")),
         ("club_member_status", pl.Boolean),
         ("last_article_ids", pl.List(pl.String)),
+        ("last_article_gaps", pl.List(pl.Float64)),
     ],
 )
 def test_dtypes_the_row_path_does_not_read(column: str, dtype: pl.DataType) -> None:

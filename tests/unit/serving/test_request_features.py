@@ -49,6 +49,7 @@ def history_dtypes(affinities: Iterable[str]) -> dict[str, pl.DataType]:
     """The customers view's history dtypes that hand-made rows would not infer."""
     return {
         "last_article_ids": pl.List(pl.Int64),
+        "last_article_gaps": pl.List(pl.Int32),
         "n_purchases": pl.Int32,
         "n_units": pl.Int32,
         "n_distinct_articles": pl.Int32,
@@ -84,6 +85,7 @@ def customers() -> pl.DataFrame:
             "age_group": ["25-34", "unknown", "45-54", "unknown"],
             "postal_code": ["p1", "p2", "p4", "p5"],
             "last_article_ids": [[3, 1, 3, None, 5], None, [], [2]],
+            "last_article_gaps": [[None, 0, 4, 7, None], None, [], [0]],
             "n_purchases": [5, None, 0, 1],
             "n_units": [6, None, 0, 1],
             "n_distinct_articles": [3, None, 0, 1],
@@ -181,13 +183,16 @@ def with_string_ids(custs: pl.DataFrame, arts: pl.DataFrame, cands: pl.DataFrame
 
 def test_the_hand_made_rows_cover_what_they_claim(fast: None) -> None:
     ranker = schema()
-    assert ranker.repurchase and ranker.price and set(ranker.affinities) == set(AFFINITIES)
+    assert ranker.repurchase and ranker.recency and ranker.price and set(ranker.affinities) == set(AFFINITIES)
     assert {"preferred_sections", "tags"} <= set(ranker.categorical)  # a list on each side
     out = same(candidates(), customers(), articles(), ranker)
     rows = {(r["customer_id"], r["article_id"]): r for r in out.to_dicts()}
     assert (rows["c1", 3]["repurchase_count"], rows["c1", 3]["repurchase_position"]) == (2.0, 0.0)
     assert rows["c1", 5]["repurchase_position"] == 4.0  # after the null id
     assert rows["c1", 2]["repurchase_position"] is None and rows["c1", 2]["repurchase_count"] == 0.0
+    # 5 days since c1's last purchase plus the smallest gap of 3's places, the null one skipped; 5's gap is null
+    assert (rows["c1", 3]["repurchase_days"], rows["c1", 5]["repurchase_days"]) == (9.0, None)
+    assert rows["c1", 2]["repurchase_days"] is None and rows["c3", 2]["repurchase_days"] is None
     assert rows["c1", 5]["product_type_name_share"] == 0.25  # a null type is MISSING, which c1 has
     assert rows["c1", 99]["colour_group_name_share"] == 0.0  # no article row: MISSING, which c1 never bought
     assert rows["c1", 3]["colour_group_name_share"] == 0.0  # c1's null value matches nothing
@@ -296,6 +301,8 @@ def outcome(function: Callable[..., pl.DataFrame], *args: object) -> pl.DataFram
         "article twice",
         "value twice",
         "ragged lists",
+        "ragged gaps",
+        "gaps of floats",
         "unreferenced duplicates",
         "ns timestamps",
         "zoned timestamps",
@@ -325,6 +332,10 @@ def test_bad_or_unusual_inputs_give_what_candidate_features_gives(change: str) -
         )
     elif change == "ragged lists":
         custs = custs.with_columns(product_type_name_shares=pl.Series([[0.5], None, [], [1.0]]))
+    elif change == "ragged gaps":
+        custs = custs.with_columns(last_article_gaps=pl.Series([[0, 1], None, [], [0]], dtype=pl.List(pl.Int32)))
+    elif change == "gaps of floats":
+        custs = custs.with_columns(pl.col("last_article_gaps").cast(pl.List(pl.Float64)))
     elif change == "unreferenced duplicates":
         c8 = custs.filter(pl.col("customer_id") == "c5").with_columns(customer_id=pl.lit("c8"))
         a70 = arts.filter(pl.col("article_id") == 7).with_columns(article_id=pl.lit(70, pl.Int64))
@@ -370,10 +381,13 @@ def random_inputs(seed: int, *, n_customers: int = 5, n_articles: int = 80, n: i
 
     ids = [f"c{seed}_{i}" for i in range(n_customers)]
     known = ids[:-1]  # the last one is not in the customers frame
-    histories, value_lists, share_lists = [], {a: [] for a in VALUES}, {a: [] for a in VALUES}
+    histories, gaps, value_lists, share_lists = [], [], {a: [] for a in VALUES}, {a: [] for a in VALUES}
     for i in range(len(known)):
         empty = i == 1
-        histories.append(None if empty else maybe(list(rng.integers(0, n_articles + 5, rng.integers(0, 21))), 0.05))
+        history = None if empty else maybe(list(rng.integers(0, n_articles + 5, rng.integers(0, 21))), 0.05)
+        histories.append(history)
+        steps = rng.integers(0, 3, len(history or ())) * (rng.random(len(history or ())) < 0.5)
+        gaps.append(None if history is None else maybe((np.cumsum(steps) - steps[:1].sum()).tolist(), 0.05))
         for a, options in VALUES.items():
             k = int(rng.integers(0, len(options) + 1))
             chosen = list(rng.choice(options, k, replace=False))
@@ -392,6 +406,7 @@ def random_inputs(seed: int, *, n_customers: int = 5, n_articles: int = 80, n: i
             "age_group": choice(["16-24", "25-34", "unknown"], len(known)),
             "postal_code": known,
             "last_article_ids": histories,
+            "last_article_gaps": gaps,
             "n_purchases": maybe(rng.integers(0, 50, len(known)).tolist()),
             "n_units": maybe(rng.integers(0, 80, len(known)).tolist()),
             "n_distinct_articles": maybe(rng.integers(0, 40, len(known)).tolist()),

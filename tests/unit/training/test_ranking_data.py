@@ -161,8 +161,9 @@ def test_a_training_week_without_positives_is_skipped_but_not_validation_or_test
 
 NULL_AUC_BAND = 0.1  # a feature's null indicator alone must not tell positives from negatives better than this
 MAX_AUC = 0.9  # no single feature may (almost) separate the labels: a real signal here stays below ~0.75
-# Features whose null is itself a pair-level signal: "the candidate is not in the customer's last purchases".
-NULL_IS_SIGNAL = ("repurchase_position",)
+# Features whose null is itself a pair-level signal: "the candidate is not in the customer's last purchases"
+# (leak_problems checks that they are null on the same rows, so that this is all their nulls say).
+NULL_IS_SIGNAL = ("repurchase_position", "repurchase_days")
 
 
 def leak_problems(rows: pl.DataFrame, schema: RankerSchema, n: int) -> list[str]:
@@ -183,6 +184,9 @@ def leak_problems(rows: pl.DataFrame, schema: RankerSchema, n: int) -> list[str]
     positives = rows.filter(pl.col(LABEL) == 1)
     if positives.get_column("retrieval_score").null_count() or positives.get_column("retrieval_rank").max() >= n:
         problems.append("positives without a retrieval score or rank were added")
+    signals = [rows.get_column(f).is_null() for f in NULL_IS_SIGNAL if f in schema.features]
+    if any((s != signals[0]).any() for s in signals):
+        problems.append(f"{', '.join(NULL_IS_SIGNAL)} are null on different rows")
     label = rows.get_column(LABEL).to_numpy()
     for feature in schema.features:
         column = rows.get_column(feature)

@@ -48,6 +48,7 @@ def customers() -> pl.DataFrame:
             "nickname": ["Cee", None],
             "postal_code": ["p1", "p2"],
             "last_article_ids": [[3, 1, 3], None],
+            "last_article_gaps": [[0, 2, 6], None],
             "n_purchases": [3, None],
             "n_units": [3, None],
             "n_distinct_articles": [2, None],
@@ -57,7 +58,11 @@ def customers() -> pl.DataFrame:
             "product_type_name_values": [["Dress", "Sweater"], None],
             "product_type_name_shares": [[2 / 3, 1 / 3], None],
         },
-        schema_overrides={"last_article_ids": pl.List(pl.Int64), "n_purchases": pl.Int32},
+        schema_overrides={
+            "last_article_ids": pl.List(pl.Int64),
+            "last_article_gaps": pl.List(pl.Int32),
+            "n_purchases": pl.Int32,
+        },
     )
 
 
@@ -118,6 +123,7 @@ def test_schema_follows_the_spec_and_the_columns(schema: RankerSchema) -> None:
         "trend",
         "repurchase_count",
         "repurchase_position",
+        "repurchase_days",
         "product_type_name_share",
         "article_price",
         "price_ratio",
@@ -141,6 +147,8 @@ def test_features_by_hand(schema: RankerSchema) -> None:
     # repurchase: 3 is in c1's list twice, most recently at position 0; 2 and 4 never
     assert (c1_3["repurchase_count"], c1_3["repurchase_position"]) == (2, 0)
     assert (c1_2["repurchase_count"], c1_2["repurchase_position"]) == (0, None)
+    # how long ago: 5 days since c1's last purchase (10 Jan) plus the latest purchase's gap of 0
+    assert (c1_3["repurchase_days"], c1_2["repurchase_days"], c3_2["repurchase_days"]) == (5, None, None)
     # affinity: c1's share of the candidate's product type; 0 for a type never bought; null without history
     assert c1_3["product_type_name_share"] == pytest.approx(2 / 3)
     assert c1_2["product_type_name_share"] == pytest.approx(1 / 3)
@@ -163,6 +171,30 @@ def test_features_by_hand(schema: RankerSchema) -> None:
     numeric = [f for f in schema.features if f not in schema.categorical]
     assert all(out.schema[f] == pl.Float32 for f in numeric)
     assert all(out.schema[f] == pl.String for f in schema.categorical)
+
+
+def test_repurchase_days_count_from_as_of_to_the_latest_purchase_of_the_candidate() -> None:
+    history = pl.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "last_article_ids": [[7, 3, 7], []],
+            "last_article_gaps": [[0, 4, 9], []],
+            "last_purchase": [D(2020, 1, 10), D(2020, 1, 1)],
+        },
+        schema_overrides={"last_article_ids": pl.List(pl.Int64), "last_article_gaps": pl.List(pl.Int32)},
+    )
+    schema = ranker_schema({}, history, articles().select("article_id"))
+    assert schema.recency and schema.features[-1] == "repurchase_days"
+    cands = pl.DataFrame({"customer_id": ["c1"] * 3 + ["c2", "c9"], "article_id": [3, 7, 2, 3, 3]})
+    cands = cands.with_columns(retrieval_score=pl.lit(0.5, pl.Float32), retrieval_rank=pl.lit(0, pl.Int32))
+    out = candidate_features(cands, history, articles().select("article_id"), AS_OF, schema)
+    # 3 bought 4 days before the last purchase (5 days before as_of); 7 twice, latest on the last purchase day
+    assert out.get_column("repurchase_days").to_list() == [9.0, 5.0, None, None, None]
+    # a day later, every count is one more: the history row is not rewritten
+    later = candidate_features(cands, history, articles().select("article_id"), D(2020, 1, 16), schema)
+    assert later.get_column("repurchase_days").to_list() == [10.0, 6.0, None, None, None]
+    without = ranker_schema({}, history.drop("last_article_gaps"), articles().select("article_id"))
+    assert without.repurchase and not without.recency and "repurchase_days" not in without.features
 
 
 def test_cold_start_and_bad_inputs(schema: RankerSchema) -> None:
