@@ -202,7 +202,7 @@ class _Frame(NamedTuple):
 def _check_inputs(customers: _Frame, articles: _Frame, schema: RankerSchema) -> None:
     """Delegate inputs whose types or names the fast path does not read as candidate_features does (the stores
     send none of them). The items of list columns are checked where they are read, as Python values."""
-    last = customers.columns.get(LAST_PURCHASE) if DAYS_SINCE in schema.history else None
+    last = customers.columns.get(LAST_PURCHASE) if DAYS_SINCE in schema.history or schema.recency else None
     if last is not None and last.dtype not in _TIMES:
         raise _Delegate  # ns, or a time zone (an error there)
     if any(a in articles.columns and isinstance(articles.columns[a].dtype, pl.List) for a in schema.affinities):

@@ -359,6 +359,20 @@ def test_bad_or_unusual_inputs_give_what_candidate_features_gives(change: str) -
         assert got == expected
 
 
+@pytest.mark.parametrize("dtype", [pl.Datetime("ns"), pl.Datetime("us", "UTC")])
+def test_recency_alone_reads_other_timestamps_as_candidate_features_does(dtype: pl.DataType) -> None:
+    ranker = ranker_schema(FEATURES, customers(), articles(), exclude=["days_since_last_purchase"])
+    assert ranker.recency and "days_since_last_purchase" not in ranker.features
+    custs = customers().with_columns(pl.col("last_purchase").cast(dtype))
+    expected = outcome(candidate_features, candidates(), custs, articles(), AS_OF, ranker)
+    got = outcome(request_features, candidates(), custs, articles(), AS_OF, ranker)
+    if isinstance(expected, pl.DataFrame):
+        assert isinstance(got, pl.DataFrame)
+        assert_frame_equal(got, expected, check_exact=True)
+    else:
+        assert got == expected
+
+
 # -- randomized rows ------------------------------------------------------------------------------------------
 
 VALUES = {
