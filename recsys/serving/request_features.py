@@ -139,8 +139,9 @@ def _request_features(
     for name in RETRIEVAL:
         out[name] = given[name].cast(pl.Float32)
     try:
+        since = _days_since(cust_frame, as_of)  # per customer: days_since_last_purchase and repurchase_days read it
         for f, categorical in layout.customer_features:
-            col = _days_since(cust_frame, as_of) if f == DAYS_SINCE else _prepared(cust_frame, f, categorical)
+            col = since if f == DAYS_SINCE else _prepared(cust_frame, f, categorical)
             out[f] = _take(col, cust, categorical)
         for f, categorical in layout.article_features:
             out[f] = _take(_prepared(art_frame, f, categorical), art, categorical)
@@ -148,8 +149,7 @@ def _request_features(
             lists = _lists(cust_frame, LAST_ARTICLES)
             recency = None
             if schema.recency:
-                days = _days_since(cust_frame, as_of).to_numpy() if cust_frame.height else np.zeros(0)
-                recency = (_lists(cust_frame, LAST_GAPS), days)
+                recency = (_lists(cust_frame, LAST_GAPS), since.to_numpy())
             count, first, ago = repurchase_arrays(lists, cust_frame.height, cust, cand_articles.to_numpy(), recency)
             out[REPURCHASE[0]] = pl.Series(REPURCHASE[0], count)
             out[REPURCHASE[1]] = pl.Series(REPURCHASE[1], first, nan_to_null=True)  # never NaN otherwise
