@@ -143,10 +143,11 @@ def customer_history_as_of(
     affinity = affinity_columns_for(articles, affinity_columns)
     cut = cutoff(as_of)
     daily, ids = daily_purchases(transactions, before=cut)
-    recent = {"by": [T_DAT, ARTICLE_ID], "descending": True}
+    # daily is sorted by customer, day, article and a group keeps its rows' order: a customer's last n_last rows,
+    # reversed, are its most recent purchases first (same day: article id descending), with no sort per group
     df = daily.group_by(CODE).agg(
-        pl.col(ARTICLE_ID).sort_by(**recent).head(n_last).alias(LAST_ARTICLES),
-        days_between(pl.col(T_DAT).max(), pl.col(T_DAT).sort_by(**recent).head(n_last)).alias(LAST_GAPS),
+        pl.col(ARTICLE_ID).tail(n_last).reverse().alias(LAST_ARTICLES),
+        days_between(pl.col(T_DAT).max(), pl.col(T_DAT).tail(n_last).reverse()).alias(LAST_GAPS),
         pl.len().alias("n_purchases"),
         pl.col(QUANTITY).sum().alias("n_units"),
         pl.col(ARTICLE_ID).n_unique().alias("n_distinct_articles"),
