@@ -79,7 +79,7 @@ def _layout(schema: RankerSchema) -> _Layout:
     customer_inputs, article_inputs = tuple(schema.customer_columns()), tuple(schema.article_columns())
     inputs = (*customer_inputs, *article_inputs)
     categorical = set(schema.categorical)
-    helpers = {"_v", "_pos", *("_has" + a for a in schema.affinities)}  # candidate_features' own columns
+    helpers = {"_v", "_pos", "_gap", *("_has" + a for a in schema.affinities)}  # candidate_features' own columns
     article_features = (*schema.article_categorical, *schema.article_numeric, *schema.popularity)
     return _Layout(
         features=features,

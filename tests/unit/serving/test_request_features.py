@@ -309,6 +309,7 @@ def outcome(function: Callable[..., pl.DataFrame], *args: object) -> pl.DataFram
         "int customer ids in a string frame",
         "null ids",
         "an input's name taken",
+        "a helper's name taken",
     ],
 )
 def test_bad_or_unusual_inputs_give_what_candidate_features_gives(change: str) -> None:
@@ -350,6 +351,8 @@ def test_bad_or_unusual_inputs_give_what_candidate_features_gives(change: str) -
         cands = cands.with_columns(pl.when(pl.col("article_id") != 2).then(pl.col("article_id")).alias("article_id"))
     elif change == "an input's name taken":  # not a feature: candidate_features' join renames the input
         cands = cands.with_columns(last_purchase=pl.lit(D(2020, 1, 1)))
+    elif change == "a helper's name taken":  # candidate_features' own column for the gaps
+        cands = cands.with_columns(_gap=pl.lit(100, pl.Int32))
     expected = outcome(candidate_features, cands, custs, arts, AS_OF, ranker)
     got = outcome(request_features, cands, custs, arts, AS_OF, ranker)
     if isinstance(expected, pl.DataFrame):
