@@ -267,6 +267,15 @@ def _changed(fresh: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
     return fresh.filter(~fresh.hash_rows().is_in(seen.implode()))
 
 
+def _history_is_new(fs: FeatureStore) -> bool:
+    """Whether this version of ``customer_history`` has no rows: a store backfilled by an older version."""
+    try:
+        group = CUSTOMER_HISTORY.get(fs)
+    except NotFoundError:
+        return True
+    return group.select([CUSTOMER_ID]).read().height == 0
+
+
 def _watermark(fs: FeatureStore) -> tuple[pl.DataFrame, datetime]:
     """The stored transactions (the columns history needs) and the newest stored day."""
     try:
@@ -294,6 +303,7 @@ def incremental(
         stored_tx, watermark = _watermark(fs)
         stored_customers = CUSTOMERS.get(fs).read()
         stored_articles = ARTICLES.get(fs).read()
+        rebuild_history = _history_is_new(fs)
         step.rows = stored_tx.height
         step.note = f"newest stored day {watermark:%Y-%m-%d}"
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
@@ -311,26 +321,35 @@ def incremental(
         [stored_articles.filter(~pl.col(ARTICLE_ID).is_in(articles.get_column(ARTICLE_ID).implode())), articles]
     )
 
+    all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
+    writes: list[tuple[GroupDef, pl.DataFrame]] = []
+    if rebuild_history:
+        # Written first, as backfill writes it: a failure later leaves snapshots that the rerun rewrites as they are.
+        version = f"{CUSTOMER_HISTORY.name} v{CUSTOMER_HISTORY.version}"
+        with log.step(f"{version} is new in this store: snapshots from all transactions -> write") as step:
+            counter = [0]
+            history_chunks = _history_chunks(all_tx, all_articles, customer_ids, options, now, log)
+            CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(prefetched(history_chunks), counter), overwrite=True)
+            step.rows = run.written[CUSTOMER_HISTORY.name] = counter[0]
     if tx.height:
         run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
         after = watermark + ONE_DAY  # snapshots up to here are stored already
-        all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
         with log.step("article popularity snapshots") as step:
             popularity = article_popularity_events(all_tx, until=run.last_day + ONE_DAY, after=after)
             rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=article_ids)
             popularity = validate(popularity, ARTICLE_POPULARITY.name, rules)
             step.rows = popularity.height
-        with log.step("customer history snapshots") as step:
-            buyers = tx.get_column(CUSTOMER_ID).unique().implode()
-            affected = all_tx.filter(pl.col(CUSTOMER_ID).is_in(buyers))
-            chunks = _history_chunks(
-                affected, all_articles, customer_ids, options, now, log, market=market_prices(all_tx), after=after
-            )
-            history = pl.concat(list(chunks))
-            step.rows = history.height
-        writes = [(CUSTOMER_HISTORY, history), (ARTICLE_POPULARITY, popularity), (TRANSACTIONS, tx)]
-    else:
-        writes = []
+        if not rebuild_history:
+            with log.step("customer history snapshots") as step:
+                buyers = tx.get_column(CUSTOMER_ID).unique().implode()
+                affected = all_tx.filter(pl.col(CUSTOMER_ID).is_in(buyers))
+                chunks = _history_chunks(
+                    affected, all_articles, customer_ids, options, now, log, market=market_prices(all_tx), after=after
+                )
+                history = pl.concat(list(chunks))
+                step.rows = history.height
+            writes.append((CUSTOMER_HISTORY, history))
+        writes += [(ARTICLE_POPULARITY, popularity), (TRANSACTIONS, tx)]
     writes += [(CUSTOMERS, customers), (ARTICLES, articles)]
     for group, frame in writes:
         if frame.height:

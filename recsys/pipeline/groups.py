@@ -49,9 +49,11 @@ TRANSACTIONS = GroupDef(
     False,
     "Daily purchases: quantity, mean price, month sin/cos.",
 )
+# v2 added last_article_gaps. A store written before it keeps v1 (and the views over it) readable; its next
+# incremental run builds v2 from the stored transactions (feature_job.incremental).
 CUSTOMER_HISTORY = GroupDef(
     "customer_history",
-    1,
+    2,
     ("customer_id",),
     "as_of",
     True,

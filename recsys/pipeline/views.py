@@ -16,11 +16,17 @@ from __future__ import annotations
 from recsys.pipeline.groups import ARTICLE_POPULARITY, ARTICLES, CUSTOMER_HISTORY, CUSTOMERS, TRANSACTIONS, GroupDef
 from recsys.store.base import FeatureStore, FeatureView, Query
 
-RETRIEVAL_VIEW = ("retrieval", 1)
-CUSTOMERS_VIEW = ("customers", 1)
+# v2: over customer_history v2. A view's query is fixed by its first version, so a new group version is a new view.
+RETRIEVAL_VIEW = ("retrieval", 2)
+CUSTOMERS_VIEW = ("customers", 2)
 ARTICLES_VIEW = ("articles", 1)
 RANKING_VIEW = ("ranking", 1)
 VIEWS = (RETRIEVAL_VIEW, CUSTOMERS_VIEW, ARTICLES_VIEW, RANKING_VIEW)
+# What to do about a view that does not exist (yet, or in this version).
+MISSING_VIEW = (
+    "run `python -m feature_pipeline backfill` first (a store that has only older versions of the views gets "
+    "these from its next `python -m feature_pipeline incremental` run)"
+)
 # The history snapshot's day count is only right on its as_of day: consumers recompute it at their own time.
 STALE = ("days_since_last_purchase",)
 

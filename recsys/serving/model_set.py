@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from recsys.errors import RecsysError
-from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW
+from recsys.pipeline.views import CUSTOMERS_VIEW, MISSING_VIEW, RANKING_VIEW
 from recsys.store.base import FeatureGroup, FeatureView, Project
 from recsys.store.errors import NotFoundError
 from recsys.training.ranking_features import ARTICLE_PRICE, RankerSchema
@@ -53,9 +53,7 @@ def view(project: Project, name_version: tuple[str, int]) -> FeatureView:
         return project.feature_store.get_feature_view(*name_version)
     except NotFoundError:
         name, version = name_version
-        raise ModelSetError(
-            f"the feature view '{name}' v{version} does not exist; run `python -m feature_pipeline backfill` first"
-        ) from None
+        raise ModelSetError(f"the feature view '{name}' v{version} does not exist; {MISSING_VIEW}") from None
 
 
 def model_folder(run: Run, name: str) -> Path:

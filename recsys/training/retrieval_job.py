@@ -28,7 +28,7 @@ from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.data.estimated_oracle import estimated_oracle_once
 from recsys.errors import RecsysError
 from recsys.features.common import cutoff, feature_name
-from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, RETRIEVAL_VIEW
+from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, MISSING_VIEW, RETRIEVAL_VIEW
 from recsys.store.base import Project
 from recsys.store.errors import NotFoundError
 from recsys.training import baselines, retrieval_eval
@@ -90,7 +90,7 @@ def load_retrieval_data(
     try:
         view = fs.get_feature_view(*RETRIEVAL_VIEW)
     except NotFoundError as exc:
-        raise TrainingDataError(f"{exc}: run `python -m feature_pipeline backfill` first") from None
+        raise TrainingDataError(f"{exc}: {MISSING_VIEW}") from None
     rows, _ = view.training_data()
     if rows.height == 0:
         raise TrainingDataError("the retrieval view is empty: run `python -m feature_pipeline backfill` first")

@@ -19,6 +19,7 @@ from recsys.data.dataset import Dataset
 from recsys.features import FeatureValidationError
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
 from recsys.pipeline.groups import FEATURE_GROUPS, TRANSACTIONS, quarantine_group
+from recsys.pipeline.views import RETRIEVAL_VIEW
 from recsys.store import NotFoundError, Project
 from tests.integration.pipeline.conftest import hand_made
 
@@ -134,7 +135,7 @@ def test_quarantine_keeps_good_rows_and_sets_the_bad_ones_aside(project: Project
     assert 3 not in stored["article_id"].to_list() and stored.height == 4
     kept = quarantine_group(TRANSACTIONS).get(fs).read()
     assert kept.select("article_id", "price", "reason").rows() == [(3, -1.0, "price_in_range")]
-    history = fs.get_feature_view("retrieval", 1).training_data()[0]
+    history = fs.get_feature_view(*RETRIEVAL_VIEW).training_data()[0]
     assert history.filter(pl.col("t_dat") == datetime(2020, 1, 10))["last_article_ids"].to_list() == [[2, 1]]
 
 

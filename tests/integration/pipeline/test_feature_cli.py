@@ -8,6 +8,7 @@ import polars as pl
 
 from recsys.config import load_settings
 from recsys.pipeline.groups import CUSTOMER_HISTORY, FEATURE_GROUPS, TRANSACTIONS
+from recsys.pipeline.views import RETRIEVAL_VIEW
 from recsys.store import connect
 from tests.integration.test_cli import assert_clean_error, run
 
@@ -22,7 +23,7 @@ def test_hm_sample_backfill_end_to_end(shared_data: Path, tmp_path: Path) -> Non
     raw = pl.read_csv(shared_data / "hm-sample" / "transactions_train.csv")
     daily = raw.select("customer_id", "article_id", "t_dat").unique().height
     assert counts[TRANSACTIONS.name] == daily  # one row per customer/article/day, none lost
-    retrieval = fs.get_feature_view("retrieval", 1).training_data()[0]
+    retrieval = fs.get_feature_view(*RETRIEVAL_VIEW).training_data()[0]
     assert retrieval.height == daily and retrieval["description"].null_count() == 0
     assert retrieval["sales_channel_id"].null_count() == 0  # the H&M transaction feature came through
     # Every history snapshot is valid from the day after the purchases it summarises.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from polars.testing import assert_frame_equal
 from recsys.config import load_settings
 from recsys.data.dataset import Dataset
 from recsys.data.sources import load_dataset
+from recsys.features.customer_history import LAST_GAPS
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
-from recsys.pipeline.groups import CUSTOMER_HISTORY, FEATURE_GROUPS, GroupDef
-from recsys.pipeline.views import VIEWS
+from recsys.pipeline.groups import CUSTOMER_HISTORY, FEATURE_GROUPS, TRANSACTIONS, GroupDef
+from recsys.pipeline.views import CUSTOMERS_VIEW, RETRIEVAL_VIEW, VIEWS
 from recsys.store import Project, connect
 from recsys.store.base import FeatureStore
+from recsys.training.retrieval_job import TrainingDataError, load_retrieval_data
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +94,9 @@ def test_views_exist_and_the_serving_views_read_online(tiny: Dataset, tmp_path: 
     run = backfill(project, tiny)
     for name, version in VIEWS:
         assert fs.get_feature_view(name, version).version == version
-    assert run.written["transactions"] == fs.get_feature_view("retrieval", 1).training_data()[0].height
+    assert run.written["transactions"] == fs.get_feature_view(*RETRIEVAL_VIEW).training_data()[0].height
     buyer = tiny.transactions.sort("t_dat").get_column("customer_id")[-1]
-    row = fs.get_feature_view("customers", 1).get_feature_vector({"customer_id": buyer})
+    row = fs.get_feature_view(*CUSTOMERS_VIEW).get_feature_vector({"customer_id": buyer})
     newest = sorted_rows(fs, CUSTOMER_HISTORY).filter(pl.col("customer_id") == buyer).tail(1)
     assert row["last_article_ids"].to_list() == newest["last_article_ids"].to_list()  # the latest snapshot
     ranking = fs.get_feature_view("ranking", 1).get_feature_vectors([{"article_id": a} for a in (1, 2)], True)
@@ -123,3 +126,63 @@ def test_now_rejects_future_days(tiny: Dataset, tmp_path: Path) -> None:
 
     with pytest.raises(FeatureValidationError, match="t_dat_not_future"):
         backfill(fresh(tmp_path, "home"), tiny, FeatureOptions(now=datetime(2020, 1, 1)))
+
+
+def _as_before_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the pipeline write what it wrote before ``customer_history`` v2: v1 without ``last_article_gaps``, and
+    views v1 over it."""
+    import recsys.pipeline.feature_job as job
+    import recsys.pipeline.views as views
+
+    v1 = replace(CUSTOMER_HISTORY, version=1)
+    chunks = job._history_chunks
+    monkeypatch.setattr(job, "_history_chunks", lambda *a, **k: (c.drop(LAST_GAPS) for c in chunks(*a, **k)))
+    monkeypatch.setattr(job, "CUSTOMER_HISTORY", v1)
+    monkeypatch.setattr(views, "CUSTOMER_HISTORY", v1)
+    old_views = {
+        (name, 1 if query in (views.retrieval_query, views.customers_query) else version): query
+        for (name, version), query in views._QUERIES.items()
+    }
+    monkeypatch.setattr(views, "_QUERIES", old_views)
+    monkeypatch.setattr(views, "VIEWS", tuple(old_views))
+
+
+def test_a_store_from_customer_history_v1_gets_v2_from_its_next_incremental_run(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = tiny.transactions.get_column("t_dat").max()
+    until = FeatureOptions(until=last - timedelta(days=2))
+    old, whole = fresh(tmp_path, "old"), fresh(tmp_path, "whole")
+    with monkeypatch.context() as patched:
+        _as_before_gaps(patched)
+        backfill(old, tiny, until)
+    fs = old.feature_store
+    v1 = replace(CUSTOMER_HISTORY, version=1)
+    stored_v1 = sorted_rows(fs, v1)
+    assert LAST_GAPS not in stored_v1.columns and v1.version != CUSTOMER_HISTORY.version
+
+    with pytest.raises(TrainingDataError, match=r"'retrieval' v2 not found.*'retrieval' v1.*incremental"):
+        load_retrieval_data(old)  # training before that run says which run creates the view
+
+    # No new day: the run only builds v2, from the stored transactions, as a backfill to that day would.
+    rebuilt = incremental(old, tiny, until)
+    backfill(whole, tiny, until)
+    assert rebuilt.written[CUSTOMER_HISTORY.name] == sorted_rows(whole.feature_store, CUSTOMER_HISTORY).height > 0
+    assert rebuilt.first_day is None and rebuilt.written.get(TRANSACTIONS.name, 0) == 0
+    # New days: v2 exists now, so only the buyers' snapshots are added, and every group equals one backfill.
+    added = incremental(old, tiny)
+    assert 0 < added.written[CUSTOMER_HISTORY.name] < rebuilt.written[CUSTOMER_HISTORY.name]
+    backfill(whole, tiny)
+    for group in FEATURE_GROUPS:
+        assert_frame_equal(sorted_rows(fs, group), sorted_rows(whole.feature_store, group))
+    online = [CUSTOMER_HISTORY.get(p.feature_store).read(online=True).sort("customer_id") for p in (old, whole)]
+    assert_frame_equal(*online)
+    buyer = tiny.transactions.sort("t_dat").get_column("customer_id")[-1]
+    served = fs.get_feature_view(*CUSTOMERS_VIEW).get_feature_vector({"customer_id": buyer})
+    newest = online[0].filter(pl.col("customer_id") == buyer)
+    assert served[LAST_GAPS].to_list() == newest[LAST_GAPS].to_list() != [None]
+    # The old version and the views over it are still there, as they were.
+    assert_frame_equal(sorted_rows(fs, v1), stored_v1)
+    old_buyer = stored_v1.get_column("customer_id")[-1]
+    old_row = fs.get_feature_view("customers", 1).get_feature_vector({"customer_id": old_buyer})
+    assert LAST_GAPS not in old_row.columns and old_row.height == 1

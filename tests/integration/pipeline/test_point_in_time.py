@@ -8,6 +8,7 @@ import polars as pl
 
 from recsys.pipeline.feature_job import backfill
 from recsys.pipeline.groups import ARTICLE_POPULARITY, TRANSACTIONS
+from recsys.pipeline.views import RETRIEVAL_VIEW
 from recsys.store import Project
 from tests.integration.pipeline.conftest import hand_made
 
@@ -20,7 +21,7 @@ def rows_by_purchase(frame: pl.DataFrame) -> dict[tuple[str, int, datetime], dic
 
 def test_retrieval_rows_see_only_earlier_days(project: Project) -> None:
     backfill(project, hand_made())
-    view = project.feature_store.get_feature_view("retrieval", 1)
+    view = project.feature_store.get_feature_view(*RETRIEVAL_VIEW)
     rows = rows_by_purchase(view.training_data()[0])
     first = rows["c1", 1, D(2020, 1, 1)]
     assert first["last_article_ids"] is None and first["n_purchases"] is None  # nothing before the first day

@@ -18,6 +18,7 @@ import pytest
 from recsys.config import load_settings
 from recsys.data.sources import load_dataset
 from recsys.pipeline.feature_job import backfill
+from recsys.pipeline.views import RETRIEVAL_VIEW
 from recsys.store import connect
 from recsys.store.base import Project
 from recsys.training.retrieval_data import candidate_inputs
@@ -57,7 +58,7 @@ def test_retrieval_run_is_registered_with_its_metrics(trained: Trained) -> None:
     query, candidate = run_.model(QUERY_MODEL), run_.model(CANDIDATE_MODEL)
     assert query.run_id == candidate.run_id == run_.run_id and run_.run_id in out
     for model in (query, candidate):
-        assert (model.feature_view_name, model.feature_view_version) == ("retrieval", 1)
+        assert (model.feature_view_name, model.feature_view_version) == RETRIEVAL_VIEW
         expected = {"top_100_accuracy", "recall@100", "popularity/recall@100", "oracle/recall@100"}
         assert expected | {"estimated_oracle/recall@100"} <= set(model.metrics)
     assert set(query.input_example) >= {"customer_id", "last_article_ids"}

@@ -478,6 +478,7 @@ def tiny_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, 
     from recsys.config import load_settings
     from recsys.data.sources import load_dataset
     from recsys.pipeline.feature_job import backfill
+    from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, RETRIEVAL_VIEW
     from recsys.store import connect
     from recsys.training.ranking_data import week_state
 
@@ -486,9 +487,9 @@ def tiny_state(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, 
     project = connect(settings)
     backfill(project, dataset)
     fs = project.feature_store
-    rows, _ = fs.get_feature_view("retrieval", 1).training_data()
-    articles_view, _ = fs.get_feature_view("articles", 1).training_data()
-    customers_view, _ = fs.get_feature_view("customers", 1).training_data()
+    rows, _ = fs.get_feature_view(*RETRIEVAL_VIEW).training_data()
+    articles_view, _ = fs.get_feature_view(*ARTICLES_VIEW).training_data()
+    customers_view, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
     as_of = rows.get_column("t_dat").max() - timedelta(days=6)
     transactions = rows.select("customer_id", "article_id", "t_dat", "price", "quantity")
     state, catalogue = week_state(transactions, customers_view, articles_view, as_of)

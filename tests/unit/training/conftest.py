@@ -14,6 +14,7 @@ from towerdata import Tiny
 from recsys.config import load_settings
 from recsys.data.sources import load_dataset
 from recsys.pipeline.feature_job import backfill
+from recsys.pipeline.views import CUSTOMERS_VIEW, RETRIEVAL_VIEW
 from recsys.store import connect
 
 
@@ -24,11 +25,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
     project = connect(settings)
     backfill(project, ds)
     fs = project.feature_store
-    view = fs.get_feature_view("retrieval", 1)
+    view = fs.get_feature_view(*RETRIEVAL_VIEW)
     rows, _ = view.training_data()
     test_start = rows.get_column("t_dat").max() - timedelta(days=6)
     val_start = test_start - timedelta(days=7)
     train, val, test, *_ = view.train_validation_test_split(validation_start=val_start, test_start=test_start)
     articles, _ = fs.get_feature_view("articles", 1).training_data()
-    customers, _ = fs.get_feature_view("customers", 1).training_data()
+    customers, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
     return Tiny(ds.features, train, val, test, articles, customers, val_start, test_start)
