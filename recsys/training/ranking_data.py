@@ -30,10 +30,9 @@ from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.errors import RecsysError
 from recsys.features.article_popularity import article_popularity_as_of
 from recsys.features.common import cutoff
-from recsys.features.customer_history import AS_OF, LAST_ARTICLES, LAST_GAPS, customer_history_as_of, market_prices
+from recsys.features.customer_history import AS_OF, customer_history_as_of, market_prices
 from recsys.training.ranking_features import (
     DAYS_SINCE,
-    REPURCHASE_DAYS,
     RETRIEVAL_RANK,
     RETRIEVAL_SCORE,
     RankerSchema,
@@ -203,9 +202,7 @@ def ranking_dataset(
     state, catalogue = week_state(
         transactions.head(0), customers.head(1), articles.head(1), weeks.validation, n_last=n_last, prices=prices
     )
-    # a store written before last_article_gaps existed serves history rows without them: train as it serves
-    stale = LAST_ARTICLES in customers.columns and LAST_GAPS not in customers.columns
-    schema = ranker_schema(features, state, catalogue, exclude=[REPURCHASE_DAYS] if stale else [])
+    schema = ranker_schema(features, state, catalogue)
 
     def week(start: datetime) -> pl.DataFrame:
         rows = ranking_week(generate, transactions, customers, articles, start, schema, n=n, n_last=n_last)

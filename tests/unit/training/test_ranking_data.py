@@ -157,23 +157,6 @@ def test_a_training_week_without_positives_is_skipped_but_not_validation_or_test
         dataset((week[1],), week[0], [])  # a validation week without positives stops the run
 
 
-def test_history_rows_without_gaps_train_a_ranker_without_repurchase_days() -> None:
-    bought = purchases().with_columns(pl.lit(1, pl.Int32).alias("quantity"), pl.lit(10.0).alias("price"))
-    weeks = RankingWeeks((WEEK_START - timedelta(days=7),), WEEK_START - timedelta(days=7), WEEK_START)
-
-    def schema_for(custs: pl.DataFrame) -> RankerSchema:
-        return ranking_dataset(
-            Generator([1, 2]), bought, custs, articles(), FEATURES, weeks=weeks, n=2, log=[].append
-        ).schema
-
-    assert "last_article_ids" not in customers().columns and schema_for(customers()).recency
-    # a store written before last_article_gaps existed serves history without them: the ranker must not need them
-    older = customers().with_columns(last_article_ids=pl.lit([1], dtype=pl.List(pl.Int64)))
-    old = schema_for(older)
-    assert old.repurchase and not old.recency and "repurchase_days" not in old.features
-    assert schema_for(older.with_columns(last_article_gaps=pl.lit([0], dtype=pl.List(pl.Int32)))).recency
-
-
 # -- the leak test --------------------------------------------------------------------------------------------
 
 NULL_AUC_BAND = 0.1  # a feature's null indicator alone must not tell positives from negatives better than this
