@@ -7,13 +7,15 @@ feature store: the store has its own benchmarks):
   baseline stands in for the two-tower model, which has its own benchmark) and the rest (point-in-time history,
   popularity, prices, features, labels), timed apart;
 * **training** — ``--rows`` ranking rows (the week's rows repeated as further weeks), ``--iterations`` trees per
-  objective without early stopping: seconds per tree and rows/s for YetiRank and Logloss;
+  objective without early stopping: seconds per tree and rows/s for each of ``--objectives``;
 * **request** — one customer's 100 candidates scored as the ranking transformer does in process: its features
   from single-customer frames (:func:`request_features`, the serving twin of ``candidate_features``) and
-  ``Ranker.score`` with the Logloss model; median and p99 over ``--requests`` customers. Target: 2 ms. The
-  training function on the same frames is timed apart, in its own loop (``request_candidate_features_ms``).
+  ``Ranker.score`` with the last objective's model (Logloss by default); median and p99 over ``--requests``
+  customers. Target: 2 ms. The training function on the same frames is timed apart, in its own loop
+  (``request_candidate_features_ms``).
 
     python benchmarks/training_ranking.py [--preset small] [--rows 5000000] [--iterations 50] [--threads -1]
+        [--objectives YetiRank,Logloss]
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000_000, help="ranking rows to train on")
     parser.add_argument("--iterations", type=int, default=50, help="trees per objective")
     parser.add_argument("--threads", type=int, default=-1)
+    parser.add_argument(
+        "--objectives", default="YetiRank,Logloss", help="comma-separated; the request is scored by the last one"
+    )
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3, help="week builds")
     parser.add_argument("--requests", type=int, default=500)
@@ -114,7 +119,7 @@ def main() -> None:
     validation = repeated(week, min(week.height, 200_000))
     details: dict[str, object] = {"week_rows": week.height, "week_positives": int(week.get_column("label").sum())}
     medians = {"week_build_s": build_s, "week_build_without_generator_s": build_s - generate_s}
-    for objective in ("YetiRank", "Logloss"):
+    for objective in args.objectives.split(","):
         config = RankerConfig(
             iterations=args.iterations,
             objective=objective,
