@@ -8,6 +8,8 @@ Two modes (design §3):
   and articles whose attributes changed. Re-running it finds nothing new and writes nothing. Because history and
   popularity snapshots are computed from all stored transactions and only the snapshots dated after the
   watermark are kept, backfill up to day d followed by incremental runs equals one backfill up to their last day.
+  A store backfilled with an older version of ``customer_history`` has no rows in the current one: the run builds
+  it whole from the stored transactions, as a backfill would, and leaves the older version as it was.
 
 Validation comes first: every frame derived from the source is checked by the rules of its group before anything
 is written. ``on_bad_rows="fail"`` stops at the first violation (naming group, rule, column and sample rows);
