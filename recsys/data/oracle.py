@@ -87,7 +87,10 @@ class Oracle:
         for col, what in (("_c", "customer_id"), ("_a", "article_id")):
             if col in out.columns and out[col].null_count():
                 bad = out.filter(pl.col(col).is_null())[what].head(3).to_list()
-                raise DataError(f"oracle: {what} not in this synthetic data set: {bad}")
+                raise DataError(
+                    f"oracle: {what} not in this synthetic data set: {bad}; if the feature store was built from "
+                    "another data set, pass the same --dataset (or RECSYS_DATASET) as its feature pipeline run"
+                )
         return out
 
     def customer_rows(self, customer_ids: list | pl.Series | np.ndarray) -> np.ndarray:

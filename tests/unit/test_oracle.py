@@ -165,3 +165,10 @@ def test_oracle_beats_popularity_on_the_last_week(tiny: SyntheticData, oracle: O
     pop_recall = {k: recall_at_k(top, rows["r"].to_numpy(), rows["article_id"].to_numpy(), k) for k in (12, 100)}
     assert oracle_recall[12] > 2 * pop_recall[12]
     assert oracle_recall[100] > 1.5 * pop_recall[100]
+
+
+def test_ids_from_another_data_set_are_named_with_what_to_pass(oracle: Oracle) -> None:
+    from recsys.errors import DataError
+
+    with pytest.raises(DataError, match=r"customer_id not in this synthetic data set: \['elsewhere'\].*--dataset"):
+        oracle.customer_rows(["elsewhere"])
