@@ -167,7 +167,8 @@ def test_a_store_from_customer_history_v1_gets_v2_from_its_next_incremental_run(
     # No new day: the run only builds v2, from the stored transactions, as a backfill to that day would.
     rebuilt = incremental(old, tiny, until)
     backfill(whole, tiny, until)
-    assert rebuilt.written[CUSTOMER_HISTORY.name] == sorted_rows(whole.feature_store, CUSTOMER_HISTORY).height > 0
+    assert_frame_equal(sorted_rows(fs, CUSTOMER_HISTORY), sorted_rows(whole.feature_store, CUSTOMER_HISTORY))
+    assert rebuilt.written[CUSTOMER_HISTORY.name] == sorted_rows(fs, CUSTOMER_HISTORY).height > 0
     assert rebuilt.first_day is None and rebuilt.written.get(TRANSACTIONS.name, 0) == 0
     # New days: v2 exists now, so only the buyers' snapshots are added, and every group equals one backfill.
     added = incremental(old, tiny)
