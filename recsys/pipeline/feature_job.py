@@ -171,20 +171,11 @@ def _counted(chunks: Iterator[pl.DataFrame], counter: list[int]) -> Iterator[pl.
             yield chunk
 
 
-def _write_whole_history(
-    fs: FeatureStore,
-    tx: pl.DataFrame,
-    articles: pl.DataFrame,
-    customer_ids: pl.Series,
-    options: FeatureOptions,
-    now: datetime,
-    log: RunLog,
-) -> int:
-    """Every history snapshot of ``tx`` (the ``HISTORY_SOURCE`` columns) streamed into one overwriting commit: the
-    next chunk is computed while this one is written (the two overlap on two cores). Returns the rows written."""
+def _write_whole_history(fs: FeatureStore, chunks: Iterator[pl.DataFrame]) -> int:
+    """Every history snapshot (``chunks`` of :func:`_history_chunks`) streamed into one overwriting commit: the next
+    chunk is computed while this one is written (the two overlap on two cores). Returns the rows written."""
     counter = [0]
-    history = _history_chunks(tx, articles, customer_ids, options, now, log)
-    CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(prefetched(history), counter), overwrite=True)
+    CUSTOMER_HISTORY.get_or_create(fs).insert(_counted(prefetched(chunks), counter), overwrite=True)
     return counter[0]
 
 
@@ -249,9 +240,8 @@ def backfill(
         step.rows = run.written[ARTICLE_POPULARITY.name] = popularity.height
         del popularity
     with log.step("customer history snapshots -> write") as step:
-        step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(
-            fs, tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log
-        )
+        history = _history_chunks(tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log)
+        step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(fs, history)
     tx = validate(with_month_features(tx), TRANSACTIONS.name, month_rules())
     for group, frame in ((TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles)):
         with log.step(f"write {group.name}") as step:
@@ -344,9 +334,8 @@ def incremental(
         # Written first, as backfill writes it: a failure later leaves snapshots that the rerun rewrites as they are.
         version = f"{CUSTOMER_HISTORY.name} v{CUSTOMER_HISTORY.version}"
         with log.step(f"{version} is new in this store: snapshots from all transactions -> write") as step:
-            step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(
-                fs, all_tx, all_articles, customer_ids, options, now, log
-            )
+            chunks = _history_chunks(all_tx, all_articles, customer_ids, options, now, log)
+            step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(fs, chunks)
     if tx.height:
         run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
         after = watermark + ONE_DAY  # snapshots up to here are stored already
