@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result
-from store_bench_util import median, transactions
+from _store_common import median, transactions
 
 from recsys.store.local import LocalFeatureStore
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result
-from store_bench_util import median, percentile
+from _store_common import median, percentile
 
 from recsys.store import EmbeddingIndex
 from recsys.store.local import LocalFeatureStore
