@@ -32,7 +32,7 @@ from recsys.training.pipeline_eval import K, evaluate_pipeline, order_candidates
 from recsys.training.ranking import Ranker, RankerConfig, save_ranker, train_ranker
 from recsys.training.ranking_data import LABEL, RankingData, ranking_dataset
 from recsys.training.ranking_features import RETRIEVAL_RANK
-from recsys.training.report import write_report
+from recsys.training.report import REPORT_FILE, REPORT_FOLDER, write_report
 from recsys.training.retrieval_data import TowerFeatures, candidate_inputs
 from recsys.training.retrieval_eval import Recommendations, Tower, embed, retrieve
 from recsys.training.retrieval_job import EVALUATION_FILE, RetrievalData, ceilings, load_retrieval_data
@@ -182,7 +182,7 @@ def train_ranking(
     with tempfile.TemporaryDirectory(prefix="ranker-") as tmp:
         folder = save_ranker(ranker, Path(tmp) / RANKER_MODEL)
         (folder / RANKING_EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2, default=str))
-        write_report(folder / "report", retrieval, evaluation)
+        write_report(folder / REPORT_FOLDER, retrieval, evaluation)
         saved = project.model_registry.create_model(
             RANKER_MODEL,
             metrics=metrics,
@@ -193,7 +193,7 @@ def train_ranking(
             framework="catboost",
         ).save(folder)
     assert saved.version is not None
-    report = saved.download() / "report" / "report.md"
+    report = saved.download() / REPORT_FOLDER / REPORT_FILE
     return RankingResult(
         run.run_id, table, importance, ranker.objective, saved.version, report, time.perf_counter() - started
     )

@@ -7,14 +7,18 @@ number stands beside its baselines, and on synthetic data beside the oracle (des
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 # Figures drawn without pyplot: files only, and importing this never switches a notebook's plotting backend.
 from matplotlib.figure import Figure
 
-REPORT_FILE = "report.md"
+from recsys.training.splits import Split
+
+REPORT_FOLDER, REPORT_FILE = "report", "report.md"
 TRAINING_PNG, RECALL_PNG, MAP_PNG, IMPORTANCE_PNG = "training.png", "recall_at_k.png", "map12.png", "importance.png"
 METHOD = "method"
 
@@ -53,20 +57,26 @@ def _plot_training(history: Sequence[Mapping[str, float]], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+_RECALL, _ACCURACY = re.compile(r"recall@(\d+)$"), re.compile(r"top_(\d+)_accuracy$")
+
+
 def _plot_recall(metrics: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """recall@K per method; top-K accuracy where the table has no recall (a split scored row by row)."""
+    pattern = _RECALL if any(_RECALL.match(key) for row in metrics for key in row) else _ACCURACY
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
+    ks: set[int] = set()
     for row in metrics:
-        points = sorted((int(key.split("@")[1]), value) for key, value in row.items() if key.startswith("recall@"))
+        points = sorted((int(m.group(1)), value) for key, value in row.items() if (m := pattern.match(key)))
         points = [(k, v) for k, v in points if v is not None]
+        ks |= {k for k, _ in points}
         if points:
             ax.plot([k for k, _ in points], [v for _, v in points], "o-", label=row[METHOD])
     ax.set_xscale("log")
-    ks = sorted({int(key.split("@")[1]) for row in metrics for key in row if key.startswith("recall@")})
-    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xticks(sorted(ks), [str(k) for k in sorted(ks)])
     ax.minorticks_off()
     ax.set_xlabel("K (articles retrieved)")
-    ax.set_ylabel("recall@K (test week)")
+    ax.set_ylabel("recall@K (test week)" if pattern is _RECALL else "top-K accuracy (test rows)")
     ax.set_title("retrieval: model vs baselines")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -87,6 +97,16 @@ def _plot_bars(labels: Sequence[str], values: Sequence[float], title: str, path:
     fig.savefig(path, dpi=100)
 
 
+def _describe_split(split: Mapping[str, Any]) -> str:
+    if not split:
+        return ""
+    days = {key: datetime.fromisoformat(str(split[key])) for key in ("val_start", "test_start", "end")}
+    text = Split(**days, kind=split.get("kind", "time"), share=split.get("share"), seed=split.get("seed")).describe()
+    if split.get("kind", "time") == "time":
+        return f"Time split (design §6): {text}.\n"
+    return f"{text[0].upper()}{text[1:]}: only comparable with published numbers of that protocol.\n"
+
+
 def write_report(
     folder: str | Path,
     retrieval: Mapping[str, Any],
@@ -96,16 +116,13 @@ def write_report(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     split, rows = retrieval.get("split", {}), retrieval.get("rows", {})
+    by_rows = split.get("kind", "time") != "time"
     parts = [
         f"# Training run {retrieval.get('run_id', '?')}\n",
-        "Time split (design §6): train < {val_start} ≤ validation < {test_start} ≤ test < {end}.".format(
-            **{key: str(value)[:10] for key, value in split.items()}
-        )
-        if split
-        else "",
+        _describe_split(split),
         f"Rows: {', '.join(f'{name} {count:,}' for name, count in rows.items())}; "
         f"catalogue {retrieval.get('catalogue', 0):,} articles.\n",
-        "## Retrieval (two-tower) on the test week, whole catalogue\n",
+        f"## Retrieval (two-tower) on the test {'rows' if by_rows else 'week'}, whole catalogue\n",
         markdown_table(retrieval["metrics"]),
     ]
     history = retrieval.get("history") or []

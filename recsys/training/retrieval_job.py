@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,15 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.data.estimated_oracle import estimated_oracle_once
-from recsys.errors import RecsysError
 from recsys.features.common import cutoff, feature_name
 from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, MISSING_VIEW, RETRIEVAL_VIEW
 from recsys.store.base import Project
 from recsys.store.errors import NotFoundError
 from recsys.training import baselines, retrieval_eval
+from recsys.training.report import REPORT_FILE, REPORT_FOLDER, write_report
 from recsys.training.retrieval_data import candidate_inputs, catalogue_rows, query_inputs
 from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, new_run_id
+from recsys.training.splits import SPLITS, Split, TrainingDataError, split_per_customer, split_random
 from recsys.training.two_tower import TwoTowerConfig, fit, save_tower_artifacts, tower_function
 
 EVALUATION_FILE = "evaluation.json"
@@ -43,33 +44,11 @@ ESTIMATED_ORACLE = "estimated_oracle"  # the oracle with tastes fitted to the hi
 UNSEEN = "_unseen"  # suffix of the per-customer metrics over the articles a customer had not bought yet
 
 
-class TrainingDataError(RecsysError):
-    """The feature store does not hold what training needs (no view, too few days, an empty week)."""
-
-
-@dataclass(frozen=True)
-class TimeSplit:
-    """Day boundaries (midnights): train < ``val_start`` ≤ validation < ``test_start`` ≤ test < ``end``."""
-
-    val_start: datetime
-    test_start: datetime
-    end: datetime
-    per_customer: float | None = None  # set: each customer's last share of rows is test, the share before val
-
-    @classmethod
-    def before(cls, end: datetime, test_days: int = 7, val_days: int = 7) -> TimeSplit:
-        test_start = end - timedelta(days=test_days)
-        return cls(test_start - timedelta(days=val_days), test_start, end)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in asdict(self).items()}
-
-
 @dataclass
 class RetrievalData:
     """The retrieval rows of each period, the whole catalogue and the customers (views of the store)."""
 
-    split: TimeSplit
+    split: Split
     train: pl.DataFrame
     val: pl.DataFrame
     test: pl.DataFrame
@@ -78,14 +57,24 @@ class RetrievalData:
 
 
 def load_retrieval_data(
-    project: Project, test_days: int = 7, val_days: int = 7, per_customer: float | None = None
+    project: Project,
+    test_days: int = 7,
+    val_days: int = 7,
+    *,
+    split: str = "time",
+    share: float | None = None,
+    seed: int = 0,
 ) -> RetrievalData:
     """Read the ``retrieval``, ``articles`` and ``customers`` views and split them (design §6).
 
     By default by time: the last ``test_days`` are the test period, the ``val_days`` before validation.
-    ``per_customer`` (e.g. 0.1) instead takes each customer's last share of rows as test and the share before
-    as validation, the protocol of published MovieLens results; only for comparison with them.
+    ``per-customer`` instead takes each customer's last ``share`` of rows (default 0.1) as test and as many
+    before them as validation, the protocol of published MovieLens results; ``random`` a random ``share``
+    (default 0.2) of all rows as test and as many as validation. Both only for comparison with published numbers:
+    their training rows include purchases made after test rows.
     """
+    if split not in SPLITS:
+        raise TrainingDataError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     fs = project.feature_store
     try:
         view = fs.get_feature_view(*RETRIEVAL_VIEW)
@@ -95,53 +84,37 @@ def load_retrieval_data(
     if rows.height == 0:
         raise TrainingDataError("the retrieval view is empty: run `python -m feature_pipeline backfill` first")
     first, last = rows.get_column(T_DAT).min(), rows.get_column(T_DAT).max()
-    if per_customer is not None:
-        train, val, test = split_per_customer(rows, per_customer)
-        split = TimeSplit(
-            cutoff(val.get_column(T_DAT).min()),
-            cutoff(test.get_column(T_DAT).min()),
-            cutoff(last) + timedelta(days=1),
-            per_customer,
-        )
-    else:
-        split = TimeSplit.before(cutoff(last) + timedelta(days=1), test_days, val_days)
-        if cutoff(first) >= split.val_start:
+    if split == "time":
+        periods = Split.before(cutoff(last) + timedelta(days=1), test_days, val_days)
+        if cutoff(first) >= periods.val_start:
             raise TrainingDataError(
                 f"the store holds {first:%Y-%m-%d}..{last:%Y-%m-%d}: too short for {val_days} validation and "
                 f"{test_days} test days plus training days"
             )
-        train, val, test, *_ = view.train_validation_test_split(split.val_start, split.test_start)
+        train, val, test, *_ = view.train_validation_test_split(periods.val_start, periods.test_start)
+    else:
+        if split == "per-customer":
+            share = 0.1 if share is None else share
+            train, val, test = split_per_customer(rows, share)
+        else:
+            share = 0.2 if share is None else share
+            train, val, test = split_random(rows, share, seed)
+        starts = [cutoff(frame.get_column(T_DAT).min()) if frame.height else cutoff(first) for frame in (val, test)]
+        periods = Split(*starts, cutoff(last) + timedelta(days=1), split, share, seed if split == "random" else None)
     for name, frame in (("validation", val), ("test", test)):
         if frame.height == 0:
-            raise TrainingDataError(f"the {name} period before {split.end:%Y-%m-%d} has no purchases")
+            raise TrainingDataError(f"the {name} period before {periods.end:%Y-%m-%d} has no purchases")
     articles, _ = fs.get_feature_view(*ARTICLES_VIEW).training_data()
     customers, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
     for name, frame in (("retrieval", rows), ("articles", articles), ("customers", customers)):
         check_numeric(frame, name)
-    return RetrievalData(split, train, val, test, articles, customers)
-
-
-def split_per_customer(rows: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Each customer's rows by time: the last ``ceil(share·n)`` are test, as many before them validation."""
-    if not 0 < share < 0.5:
-        raise TrainingDataError(f"the per-customer test share must be in (0, 0.5), not {share}")
-    ordered = rows.sort(CUSTOMER_ID, T_DAT, ARTICLE_ID)
-    n = pl.len().over(CUSTOMER_ID)
-    held = (pl.lit(share) * n).ceil().cast(pl.Int64)
-    position = pl.int_range(pl.len()).over(CUSTOMER_ID)
-    part = ordered.select(
-        pl.when(position >= n - held).then(2).when(position >= n - 2 * held).then(1).otherwise(0).alias("_part")
-    ).to_series()
-    return tuple(ordered.filter(part == i) for i in range(3))  # type: ignore[return-value]
+    return RetrievalData(periods, train, val, test, articles, customers)
 
 
 def describe_split(data: RetrievalData) -> str:
     """One line: the periods and their row counts."""
     sizes = f"train {data.train.height:,}, validation {data.val.height:,}, test {data.test.height:,} rows"
-    if data.split.per_customer is not None:
-        return f"per-customer split (last {data.split.per_customer:.0%} of each customer's rows): {sizes}"
-    s = data.split
-    return f"train < {s.val_start:%Y-%m-%d} ≤ validation < {s.test_start:%Y-%m-%d} ≤ test < {s.end:%Y-%m-%d}: {sizes}"
+    return f"{data.split.describe()}: {sizes}"
 
 
 def check_numeric(frame: pl.DataFrame, view: str) -> None:
@@ -187,6 +160,7 @@ class RetrievalResult:
     history: list[dict[str, float]]
     model_versions: dict[str, int]
     seconds: float
+    report: Path | None = None
 
 
 def evaluate_test(
@@ -195,7 +169,7 @@ def evaluate_test(
     oracle: Any = None,
 ) -> tuple[pl.DataFrame, retrieval_eval.Recommendations | None]:
     """Test-week metrics of the model and the baselines on the same customers; one row per method."""
-    if data.split.per_customer is not None:
+    if data.split.per_row:
         return per_transaction_table(model, data), None
     past = pl.concat([data.train, data.val], how="diagonal_relaxed")
     query_fn, candidate_fn = tower_function(model.query_model), tower_function(model.candidate_model)
@@ -280,15 +254,24 @@ def train_retrieval(
     data: RetrievalData | None = None,
     oracle: Any = None,
     run_id: str | None = None,
-    per_customer: float | None = None,
+    split: str = "time",
+    share: float | None = None,
     log: Callable[[str], None] = print,
 ) -> RetrievalResult:
-    """Train the two towers, evaluate them on the test week and register both under one run id."""
+    """Train the two towers, evaluate them on the test week and register both under one run id.
+
+    ``split`` and ``share``: see :func:`load_retrieval_data`; a random split draws with ``config.seed``.
+    """
     started = time.perf_counter()
-    data = data or load_retrieval_data(project, per_customer=per_customer)
+    data = data or load_retrieval_data(project, split=split, share=share, seed=config.seed)
     check_features(features, data)
     run_id = run_id or new_run_id()
     log(f"run {run_id}: {describe_split(data)}; catalogue {data.articles.height:,} articles")
+    if data.split.per_row:
+        log(
+            f"{data.split.kind} split: training holds purchases made after test rows, so its figures are only "
+            "comparable with published numbers of the same protocol; the time split measures what serving sees"
+        )
     model, history = fit(
         config,
         data.train,
@@ -297,7 +280,7 @@ def train_retrieval(
         features,
         customers_df=data.customers,
         val_start=data.split.val_start,
-        per_row=data.split.per_customer is not None,
+        per_row=data.split.per_row,
         log=log,
     )
     table, _ = evaluate_test(model, data, oracle)
@@ -317,6 +300,8 @@ def train_retrieval(
         with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
             folder = save_tower_artifacts(model, which, Path(tmp) / name)
             (folder / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2, default=str))
+            if which == "query":  # the run's report until its ranker replaces it with the whole pipeline's
+                write_report(folder / REPORT_FOLDER, evaluation)
             saved = project.model_registry.create_model(
                 name,
                 metrics=registry_metrics(table),
@@ -328,7 +313,9 @@ def train_retrieval(
             ).save(folder)
         assert saved.version is not None
         versions[name] = saved.version
-    return RetrievalResult(run_id, table, history, versions, time.perf_counter() - started)
+        if which == "query":
+            report = saved.download() / REPORT_FOLDER / REPORT_FILE
+    return RetrievalResult(run_id, table, history, versions, time.perf_counter() - started, report)
 
 
 def _input_example(model: Any, rows: pl.DataFrame) -> dict[str, dict[str, list]]:

@@ -7,6 +7,7 @@ baselines and the oracle, the embeddings of every article, and what an article n
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,10 @@ def test_retrieval_run_is_registered_with_its_metrics(trained: Trained) -> None:
     evaluation = json.loads((query.download() / EVALUATION_FILE).read_text())
     assert evaluation["run_id"] == run_.run_id and len(evaluation["history"]) >= 1
     assert evaluation["rows"]["test"] > 0 and evaluation["split"]["test_start"] > evaluation["split"]["val_start"]
+    # a retrieval-only run has its report too, with the test-week table, stored with the query tower
+    report = query.download() / "report" / "report.md"
+    assert f"report: {report}" in out.replace("\n", "")
+    assert "Time split (design §6): train <" in report.read_text() and "| two_tower |" in report.read_text()
 
 
 def test_model_beats_popularity_and_stays_below_the_oracle(trained: Trained) -> None:
@@ -116,6 +121,39 @@ def test_unseen_articles_land_among_their_category(trained: Trained) -> None:
     shares = data.articles["product_type_name"].value_counts()["count"] / data.articles.height
     chance = float((shares**2).sum())  # two random articles share a product type this often
     assert same >= 5 * chance, (same, chance)  # measured: 0.55 vs 0.04
+
+
+def test_random_split_trains_on_a_seeded_share_and_scores_test_rows(trained: Trained, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(trained.home, home)  # the same store; this run's registry entries stay out of `trained`
+    args = ("--dataset", "synthetic:tiny", "--epochs", "1", "--split", "random", "--test-fraction", "0.2")
+    proc = run("training_pipeline", "retrieval", *args, "--seed", "7", home=home)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "random split (20% of rows for test, as many for validation, seed 7)" in out
+    assert "training holds purchases made after test rows" in out
+    runs = [r for r in list_runs(connect(load_settings(home=home)).model_registry) if r.run_id in out]
+    assert len(runs) == 1
+    folder = runs[0].model(QUERY_MODEL).download()
+    evaluation = json.loads((folder / EVALUATION_FILE).read_text())
+    assert "Random split (20% of rows" in (folder / "report" / "report.md").read_text()
+    assert evaluation["split"] | {"kind": "random", "share": 0.2, "seed": 7} == evaluation["split"]
+    rows = evaluation["rows"]
+    total = rows["train"] + rows["validation"] + rows["test"]
+    assert rows["test"] == rows["validation"] == round(0.2 * total)
+    table = {row["method"]: row for row in evaluation["metrics"]}
+    # scored row by row over the whole catalogue, beside training-set popularity
+    assert set(table) == {"two_tower", "popularity"}
+    assert 0 < table["popularity"]["top_100_accuracy"] < table["two_tower"]["top_100_accuracy"]
+
+
+def test_a_test_fraction_needs_a_row_split(tmp_path: Path) -> None:
+    proc = run("training_pipeline", "retrieval", "--test-fraction", "0.2", home=tmp_path)
+    assert_clean_error(proc, "--test-fraction", "the time split holds out the last 7 days")
+    proc = run("training_pipeline", "retrieval", "--split", "shuffled", home=tmp_path)
+    assert_clean_error(proc, "--split", "time, per-customer, random", "'shuffled'")
+    proc = run("training_pipeline", "retrieval", "--split", "random", "--test-fraction", "0.6", home=tmp_path)
+    assert_clean_error(proc, "--test-fraction", "(0, 0.5)")
 
 
 def test_embed_without_a_run_names_what_is_missing(tmp_path: Path) -> None:

@@ -51,3 +51,16 @@ def test_report_holds_every_number_and_plot(tmp_path: Path) -> None:
 def test_report_without_ranking_has_only_retrieval(tmp_path: Path) -> None:
     text = write_report(tmp_path, RETRIEVAL).read_text()
     assert "Whole pipeline" not in text and not (tmp_path / MAP_PNG).exists()
+
+
+def test_report_of_a_row_split_says_so_and_plots_top_k_accuracy(tmp_path: Path) -> None:
+    split = RETRIEVAL["split"] | {"kind": "random", "share": 0.2, "seed": 42}
+    metrics = [
+        {"method": "two_tower", "top_1_accuracy": 0.01, "top_100_accuracy": 0.3, "top_100_accuracy_unseen": 0.32},
+        {"method": "popularity", "top_1_accuracy": 0.0, "top_100_accuracy": 0.2, "top_100_accuracy_unseen": 0.21},
+    ]
+    text = write_report(tmp_path, RETRIEVAL | {"split": split, "metrics": metrics}).read_text()
+    assert "Random split (20% of rows for test, as many for validation, seed 42): only comparable" in text
+    assert "Time split" not in text and "on the test rows, whole catalogue" in text
+    assert "| two_tower | 0.0100 | 0.3000 | 0.3200 |" in text
+    assert (tmp_path / RECALL_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,8 @@ from recsys.training import retrieval_eval
 from recsys.training.baselines import popularity_baseline
 from recsys.training.retrieval_data import candidate_inputs, catalogue_rows, query_inputs
 from recsys.training.retrieval_eval import Recommendations, recall
-from recsys.training.retrieval_job import METHOD, POPULARITY, TWO_TOWER, RetrievalData, TimeSplit, per_transaction_table
+from recsys.training.retrieval_job import METHOD, POPULARITY, TWO_TOWER, RetrievalData, per_transaction_table
+from recsys.training.splits import Split
 from recsys.training.two_tower import TwoTowerConfig, fit, tower_function
 
 # Measured with these settings: model recall@100 ~0.5 on the test week, random ~0.1, popularity ~0.36.
@@ -78,7 +79,7 @@ def test_per_row_validation_watches_each_rows_own_top_k_accuracy(tiny: Tiny) -> 
     assert accuracy == pytest.approx(max(h["val_top_100_accuracy"] for h in history), abs=1e-9)
 
     # The per-customer table scores each test row over the whole catalogue and over what its customer had not bought
-    split = TimeSplit(tiny.val_start, tiny.test_start, tiny.test_start + timedelta(days=7), per_customer=0.1)
+    split = Split(tiny.val_start, tiny.test_start, tiny.test_start + timedelta(days=7), "per-customer", 0.1)
     data = RetrievalData(split, tiny.train, tiny.val, tiny.test, tiny.articles, tiny.customers)
     table = {row[METHOD]: row for row in per_transaction_table(model, data).iter_rows(named=True)}
     test_rows = catalogue_rows(tiny.test, tiny.articles)
