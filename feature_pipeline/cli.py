@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from feature_pipeline.store_cli import store_app
-from recsys.cli_support import DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app
+from recsys.cli_support import BACKEND_HELP, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app
 from recsys.config import load_settings
 
 app = make_app("feature_pipeline", "Program 1 of the recommender: raw data -> feature groups.")
@@ -74,6 +74,7 @@ def _run_features(
     customers: int | None,
     seed: int | None,
     home: Path | None,
+    backend: str | None = None,
 ) -> None:
     from recsys.data.sources import load_dataset
     from recsys.pipeline import feature_job
@@ -85,7 +86,7 @@ def _run_features(
         raise typer.BadParameter(f"expected fail or quarantine, not {on_bad_rows!r}", param_hint="--on-bad-rows")
     if n_last < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--n-last")
-    settings = load_settings(home=home, seed=seed, dataset=dataset)
+    settings = load_settings(home=home, seed=seed, dataset=dataset, backend=backend)
     options = feature_job.FeatureOptions(
         n_last=n_last,
         on_bad_rows=on_bad_rows,  # type: ignore[arg-type]
@@ -112,10 +113,11 @@ def backfill(
     on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
     customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Compute every feature group from all history and overwrite it; create the feature views."""
-    _run_features("backfill", dataset, until, n_last, on_bad_rows, customers, seed, home)
+    _run_features("backfill", dataset, until, n_last, on_bad_rows, customers, seed, home, backend)
 
 
 @app.command()
@@ -126,7 +128,8 @@ def incremental(
     on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
     customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Add the days after the newest stored transaction (idempotent: a second run writes nothing)."""
-    _run_features("incremental", dataset, until, n_last, on_bad_rows, customers, seed, home)
+    _run_features("incremental", dataset, until, n_last, on_bad_rows, customers, seed, home, backend)

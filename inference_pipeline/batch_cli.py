@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from recsys.cli_support import HOME_HELP, console
+from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
 from recsys.config import load_settings
 from recsys.errors import RecsysError
 
@@ -29,6 +29,7 @@ def batch(
         None, help="ISO-8601 time the answers are for and their computed_at (default now, UTC)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the whole group instead of upserting."),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Score every customer with the serving models in bulk and write the recommendations group."""
@@ -39,7 +40,7 @@ def batch(
     from recsys.serving.options import ServingOptions
     from recsys.store import connect
 
-    settings = load_settings(home=home)
+    settings = load_settings(backend=backend, home=home)
     when = _request_time(request_time)
     quiet_tensorflow()
     columns = (TextColumn("scoring customers"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from recsys.cli_support import HOME_HELP, console
+from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 def demo(
     customers: int = typer.Option(2, min=1, help="How many known customers to ask for."),
     top_k: int = typer.Option(6, "--top-k", min=1, help="Articles per answer."),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Serve, answer real requests (known, unknown and bad), stop."""
@@ -33,7 +34,7 @@ def demo(
     from recsys.serving.servers import running_servers
     from recsys.store import connect
 
-    settings = load_settings(home=home)
+    settings = load_settings(backend=backend, home=home)
     rows, _ = connect(settings).feature_store.get_feature_view(*CUSTOMERS_VIEW).training_data()
     known = rows.filter(pl.col("n_purchases") > 0).sample(customers, seed=settings.seed)["customer_id"].to_list()
     console.print("starting the four KServe servers (one process each) on loopback...")

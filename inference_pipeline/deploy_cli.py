@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from recsys.cli_support import HOME_HELP, console
+from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
 from recsys.config import load_settings
 
 RUN_HELP = "Training run id to deploy (default RECSYS_SERVING_RUN_ID, else the newest run with all three models)."
@@ -41,6 +41,7 @@ def deploy(
         "recsys-inference", help="hopsworks: the project Python environment that has recsys installed."
     ),
     replace: bool = typer.Option(False, "--replace", help="hopsworks: delete deployments of the same names first."),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Render the KServe manifests of a run, or create its Hopsworks deployments."""
@@ -49,7 +50,15 @@ def deploy(
     from recsys.store import connect
     from recsys.training.runs import MODEL_NAMES
 
-    settings = load_settings(home=home)
+    settings = load_settings(backend=backend, home=home)
+    if target is Target.hopsworks and settings.backend != "hopsworks":
+        # the run and model versions come from this backend's registry; Hopsworks serves its own registry's models
+        raise typer.BadParameter(
+            f"Hopsworks deploys the models of its own registry, but RECSYS_BACKEND is {settings.backend!r}: set "
+            "RECSYS_BACKEND=hopsworks or --backend hopsworks (and HOPSWORKS_API_KEY) and train there, or render KServe manifests with "
+            "--target kserve",
+            param_hint="--target",
+        )
     project = connect(settings)
     checked = check_model_set(project, run or settings.serving_run_id)  # complete before anything is created
     run_id = checked.run_id

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from recsys.cli_support import HOME_HELP, console
+from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
 from recsys.config import load_settings
 from recsys.errors import RecsysError
 
@@ -42,12 +42,14 @@ def serve(
     ),
     log_dir: Path | None = typer.Option(None, help="Server logs (default RECSYS_HOME/logs/serving)."),
     timeout: float = typer.Option(180.0, help="Seconds to wait for all four servers to be ready."),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Start the four KServe servers (one process each) and serve until Ctrl-C or SIGTERM."""
     from recsys.serving.servers import start_servers
 
     settings = load_settings(
+        backend=backend,
         home=home,
         serving_port=port,
         serving_query_predictor_port=query_predictor_port,
@@ -107,10 +109,11 @@ def recommend(
     url: str | None = typer.Option(None, help="The endpoint (default http://127.0.0.1:RECSYS_SERVING_PORT/...)."),
     run: str | None = typer.Option(None, "--run", help=RUN_HELP + " With --in-process only."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON answer."),
+    backend: str | None = typer.Option(None, help=BACKEND_HELP),
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Ask the recommender (the running servers, or the same models in process) for one customer."""
-    settings = load_settings(home=home)
+    settings = load_settings(backend=backend, home=home)
     instance: dict[str, Any] = {"customer_id": customer_id, "top_k": top_k}
     if request_time:
         instance["request_time"] = request_time

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN)
 
 console = Console()
+BACKEND_HELP = "RECSYS_BACKEND: local (embedded, the default) or hopsworks."
 HOME_HELP = "RECSYS_HOME: root folder of the embedded backend and of generated data (default ./.recsys)."
 DATASET_HELP = "synthetic:PRESET, hm:FOLDER (the Kaggle CSVs), or a dataset spec YAML file (default RECSYS_DATASET)."
 SEED_HELP = "Random seed; the same seed gives byte-identical files (default RECSYS_SEED or 42)."
@@ -70,13 +71,16 @@ def add_settings_command(app: typer.Typer) -> None:
     """Give a pipeline CLI the ``settings`` command that prints the effective configuration."""
 
     @app.command("settings")
-    def settings_command(home: Path | None = typer.Option(None, help=HOME_HELP)) -> None:
+    def settings_command(
+        backend: str | None = typer.Option(None, help=BACKEND_HELP),
+        home: Path | None = typer.Option(None, help=HOME_HELP),
+    ) -> None:
         """Print the effective settings (flags, RECSYS_* environment, .env, defaults; secrets masked)."""
         from rich.table import Table
 
         from recsys.config import load_settings
 
         table = Table("setting", "value", title="recsys settings")
-        for key, value in load_settings(home=home).public_dict().items():
+        for key, value in load_settings(backend=backend, home=home).public_dict().items():
             table.add_row(key, str(value))
         console.print(table)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from recsys.errors import RecsysError
 
 
 def run(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -85,3 +90,36 @@ def test_settings_masks_the_api_key(tmp_path: Path) -> None:
     proc = run("inference_pipeline", "settings", home=tmp_path, env={"HOPSWORKS_API_KEY": "abc-very-secret"})
     assert proc.returncode == 0, proc.stderr
     assert "abc-very-secret" not in proc.stdout and "****" in proc.stdout
+
+
+@pytest.mark.parametrize("program", ["feature_pipeline", "training_pipeline", "inference_pipeline"])
+def test_backend_flag_overrides_the_environment(program: str, tmp_path: Path) -> None:
+    proc = run(program, "settings", "--backend", "hopsworks", home=tmp_path, env={"RECSYS_BACKEND": "local"})
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"backend\s*│\s*hopsworks", proc.stdout), proc.stdout
+    proc = run(program, "settings", "--backend", "cassandra", home=tmp_path)
+    assert_clean_error(proc, "backend", "'local' or 'hopsworks'")
+
+
+@pytest.mark.parametrize(
+    ("program", "args"),
+    [
+        ("feature_pipeline", ["backfill"]),
+        ("feature_pipeline", ["incremental"]),
+        ("training_pipeline", ["retrieval"]),
+        ("training_pipeline", ["ranking"]),
+        ("training_pipeline", ["all"]),
+        ("inference_pipeline", ["embed"]),
+        ("inference_pipeline", ["serve"]),
+        ("inference_pipeline", ["recommend", "someone"]),
+        ("inference_pipeline", ["batch"]),
+        ("inference_pipeline", ["deploy", "--target", "kserve"]),
+        ("inference_pipeline", ["demo"]),
+    ],
+)
+def test_every_command_on_the_store_takes_the_backend_flag(program: str, args: list[str], tmp_path: Path) -> None:
+    app = importlib.import_module(f"{program}.cli").app
+    result = CliRunner().invoke(app, [*args, "--backend", "cassandra", "--home", str(tmp_path)])
+    # the settings refuse the value before anything runs (the program's entry point turns this into exit code 2)
+    assert isinstance(result.exception, RecsysError), result.output
+    assert "backend" in str(result.exception) and "'local' or 'hopsworks'" in str(result.exception)
