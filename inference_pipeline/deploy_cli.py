@@ -55,8 +55,8 @@ def deploy(
         # the run and model versions come from this backend's registry; Hopsworks serves its own registry's models
         raise typer.BadParameter(
             f"Hopsworks deploys the models of its own registry, but RECSYS_BACKEND is {settings.backend!r}: set "
-            "RECSYS_BACKEND=hopsworks or --backend hopsworks (and HOPSWORKS_API_KEY) and train there, or render KServe manifests with "
-            "--target kserve",
+            "RECSYS_BACKEND=hopsworks or --backend hopsworks (and HOPSWORKS_API_KEY) and train there, or render "
+            "KServe manifests with --target kserve",
             param_hint="--target",
         )
     project = connect(settings)
