@@ -217,14 +217,17 @@ def retrieval(
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Train the two-tower model, evaluate it on the test week beside the baselines, register both towers."""
-    from recsys.training.splits import SPLITS
+    from recsys.training.splits import SPLITS, TrainingDataError, check_share
 
     if split not in SPLITS:
         raise typer.BadParameter(f"expected one of {', '.join(SPLITS)}, not {split!r}", param_hint="--split")
     if test_fraction is not None and split == "time":
         raise typer.BadParameter("the time split holds out the last 7 days, not a share", param_hint="--test-fraction")
-    if test_fraction is not None and not 0 < test_fraction < 0.5:
-        raise typer.BadParameter(f"expected a share in (0, 0.5), not {test_fraction}", param_hint="--test-fraction")
+    if test_fraction is not None:
+        try:
+            check_share(split, test_fraction)
+        except TrainingDataError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--test-fraction") from None
     settings = load_settings(backend=backend, home=home, seed=seed, dataset=dataset)
     config = _two_tower_config(set_, epochs, settings.seed, split)
     quiet_tensorflow()

@@ -62,10 +62,15 @@ class Split:
         return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in asdict(self).items()}
 
 
+def check_share(kind: str, share: float) -> None:
+    """A row split's test share: validation takes as many rows again, so training keeps more than none."""
+    if not 0 < share < 0.5:
+        raise TrainingDataError(f"the {kind} split's test share must be in (0, 0.5), not {share}")
+
+
 def split_per_customer(rows: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Each customer's rows by time: the last ``ceil(share·n)`` are test, as many before them validation."""
-    if not 0 < share < 0.5:
-        raise TrainingDataError(f"the per-customer test share must be in (0, 0.5), not {share}")
+    check_share("per-customer", share)
     ordered = rows.sort(CUSTOMER_ID, T_DAT, ARTICLE_ID)
     n = pl.len().over(CUSTOMER_ID)
     held = (pl.lit(share) * n).ceil().cast(pl.Int64)
@@ -81,8 +86,7 @@ def split_random(rows: pl.DataFrame, share: float, seed: int) -> tuple[pl.DataFr
 
     The draw depends only on the rows (ordered by their keys first) and the seed, not on how the store returned them.
     """
-    if not 0 < share < 0.5:
-        raise TrainingDataError(f"the random split's test share must be in (0, 0.5), not {share}")
+    check_share("random", share)
     ordered = rows.sort(CUSTOMER_ID, T_DAT, ARTICLE_ID)
     held = round(share * ordered.height)
     order = np.random.default_rng(seed).permutation(ordered.height)
