@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +96,9 @@ def _plot_bars(labels: Sequence[str], values: Sequence[float], title: str, path:
     fig.savefig(path, dpi=100)
 
 
-def _describe_split(split: Mapping[str, Any]) -> str:
-    if not split:
-        return ""
-    days = {key: datetime.fromisoformat(str(split[key])) for key in ("val_start", "test_start", "end")}
-    text = Split(**days, kind=split.get("kind", "time"), share=split.get("share"), seed=split.get("seed")).describe()
-    if split.get("kind", "time") == "time":
+def _describe_split(split: Split) -> str:
+    text = split.describe()
+    if not split.per_row:
         return f"Time split (design §6): {text}.\n"
     return f"{text[0].upper()}{text[1:]}: only comparable with published numbers of that protocol.\n"
 
@@ -115,11 +111,12 @@ def write_report(
     """Write ``report.md`` and its plots into ``folder``; returns the Markdown file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    split, rows = retrieval.get("split", {}), retrieval.get("rows", {})
-    by_rows = split.get("kind", "time") != "time"
+    split = Split.from_dict(retrieval["split"]) if retrieval.get("split") else None
+    rows = retrieval.get("rows", {})
+    by_rows = split is not None and split.per_row
     parts = [
         f"# Training run {retrieval.get('run_id', '?')}\n",
-        _describe_split(split),
+        _describe_split(split) if split else "",
         f"Rows: {', '.join(f'{name} {count:,}' for name, count in rows.items())}; "
         f"catalogue {retrieval.get('catalogue', 0):,} articles.\n",
         f"## Retrieval (two-tower) on the test {'rows' if by_rows else 'week'}, whole catalogue\n",

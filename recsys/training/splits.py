@@ -6,6 +6,7 @@ and random splits hold out rows instead, only to compare with published numbers 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,12 @@ class Split:
 
     def to_dict(self) -> dict[str, Any]:
         return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> Split:
+        """The inverse of :meth:`to_dict`; a split saved before ``kind`` existed is a time split."""
+        days = {key: datetime.fromisoformat(str(saved[key])) for key in ("val_start", "test_start", "end")}
+        return cls(**days, kind=saved.get("kind", "time"), share=saved.get("share"), seed=saved.get("seed"))
 
 
 def check_share(kind: str, share: float) -> None:

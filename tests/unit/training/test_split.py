@@ -81,3 +81,14 @@ def test_row_splits_are_evaluated_row_by_row_and_say_what_they_are() -> None:
     assert random.per_row and per_customer.per_row
     assert random.describe() == "random split (20% of rows for test, as many for validation, seed 42)"
     assert per_customer.describe() == "per-customer split (last 10% of each customer's rows)"
+
+
+def test_a_split_reads_back_from_its_saved_dict() -> None:
+    day = datetime(2020, 1, 1)
+    for split in (Split.before(datetime(2020, 9, 23)), Split(day, day, day, "random", 0.2, 42)):
+        assert Split.from_dict(split.to_dict()) == split
+    # evaluation.json of runs before `kind` existed: a time split
+    assert (
+        Split.from_dict({"val_start": "2020-09-09T00:00:00", "test_start": "2020-09-16", "end": "2020-09-23"}).kind
+        == "time"
+    )
