@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from feature_pipeline.store_cli import store_app
-from recsys.cli_support import BACKEND_HELP, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app
+from recsys.cli_support import BACKEND_OPTION, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app
 from recsys.config import load_settings
 
 app = make_app("feature_pipeline", "Program 1 of the recommender: raw data -> feature groups.")
@@ -113,7 +113,7 @@ def backfill(
     on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
     customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Compute every feature group from all history and overwrite it; create the feature views."""
@@ -128,7 +128,7 @@ def incremental(
     on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
     customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Add the days after the newest stored transaction (idempotent: a second run writes nothing)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
+from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console
 from recsys.config import load_settings
 from recsys.errors import RecsysError
 
@@ -29,7 +29,7 @@ def batch(
         None, help="ISO-8601 time the answers are for and their computed_at (default now, UTC)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the whole group instead of upserting."),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Score every customer with the serving models in bulk and write the recommendations group."""

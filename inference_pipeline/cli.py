@@ -10,7 +10,7 @@ from inference_pipeline.batch_cli import register as register_batch
 from inference_pipeline.demo_cli import register as register_demo
 from inference_pipeline.deploy_cli import register as register_deploy
 from inference_pipeline.serve_cli import register as register_serving
-from recsys.cli_support import BACKEND_HELP, HOME_HELP, console, make_app, quiet_tensorflow
+from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console, make_app, quiet_tensorflow
 from recsys.config import load_settings
 
 app = make_app(
@@ -23,7 +23,7 @@ RUN_HELP = "Training run id (default: the newest run that has what this step nee
 @app.command()
 def embed(
     run: str | None = typer.Option(None, "--run", help=RUN_HELP),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Embed every article with the run's candidate tower into candidate_embeddings (with its vector index)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
+from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 def demo(
     customers: int = typer.Option(2, min=1, help="How many known customers to ask for."),
     top_k: int = typer.Option(6, "--top-k", min=1, help="Articles per answer."),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Serve, answer real requests (known, unknown and bad), stop."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
+from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console
 from recsys.config import load_settings
 
 RUN_HELP = "Training run id to deploy (default RECSYS_SERVING_RUN_ID, else the newest run with all three models)."
@@ -41,7 +41,7 @@ def deploy(
         "recsys-inference", help="hopsworks: the project Python environment that has recsys installed."
     ),
     replace: bool = typer.Option(False, "--replace", help="hopsworks: delete deployments of the same names first."),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Render the KServe manifests of a run, or create its Hopsworks deployments."""

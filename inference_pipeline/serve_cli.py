@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from recsys.cli_support import BACKEND_HELP, HOME_HELP, console
+from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console
 from recsys.config import load_settings
 from recsys.errors import RecsysError
 
@@ -42,7 +42,7 @@ def serve(
     ),
     log_dir: Path | None = typer.Option(None, help="Server logs (default RECSYS_HOME/logs/serving)."),
     timeout: float = typer.Option(180.0, help="Seconds to wait for all four servers to be ready."),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Start the four KServe servers (one process each) and serve until Ctrl-C or SIGTERM."""
@@ -109,7 +109,7 @@ def recommend(
     url: str | None = typer.Option(None, help="The endpoint (default http://127.0.0.1:RECSYS_SERVING_PORT/...)."),
     run: str | None = typer.Option(None, "--run", help=RUN_HELP + " With --in-process only."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON answer."),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Ask the recommender (the running servers, or the same models in process) for one customer."""

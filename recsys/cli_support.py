@@ -25,6 +25,8 @@ HOME_HELP = "RECSYS_HOME: root folder of the embedded backend and of generated d
 DATASET_HELP = "synthetic:PRESET, hm:FOLDER (the Kaggle CSVs), or a dataset spec YAML file (default RECSYS_DATASET)."
 SEED_HELP = "Random seed; the same seed gives byte-identical files (default RECSYS_SEED or 42)."
 err_console = Console(stderr=True)
+# one option for every command that reads the store (typer reads it, never changes it, so commands can share it)
+BACKEND_OPTION = typer.Option(None, help=BACKEND_HELP)
 
 
 def fail(message: str) -> None:
@@ -72,7 +74,7 @@ def add_settings_command(app: typer.Typer) -> None:
 
     @app.command("settings")
     def settings_command(
-        backend: str | None = typer.Option(None, help=BACKEND_HELP),
+        backend: str | None = BACKEND_OPTION,
         home: Path | None = typer.Option(None, help=HOME_HELP),
     ) -> None:
         """Print the effective settings (flags, RECSYS_* environment, .env, defaults; secrets masked)."""

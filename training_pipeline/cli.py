@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from recsys.cli_support import BACKEND_HELP, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app, quiet_tensorflow
+from recsys.cli_support import BACKEND_OPTION, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app, quiet_tensorflow
 from recsys.config import Settings, load_settings
 
 app = make_app("training_pipeline", "Program 2 of the recommender: feature views -> models in the registry.")
@@ -213,7 +213,7 @@ def retrieval(
     split: str = SPLIT_OPTION,
     test_fraction: float | None = TEST_FRACTION_OPTION,
     seed: int | None = typer.Option(None, help=SEED_HELP),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Train the two-tower model, evaluate it on the test week beside the baselines, register both towers."""
@@ -251,7 +251,7 @@ def ranking(
     iterations: int | None = ITERATIONS_OPTION,
     objective: str = OBJECTIVE_OPTION,
     seed: int | None = typer.Option(None, help=SEED_HELP),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """Train the CatBoost ranker on the run's own candidates; evaluate the whole pipeline; write the report."""
@@ -270,7 +270,7 @@ def all_steps(
     iterations: int | None = ITERATIONS_OPTION,
     objective: str = OBJECTIVE_OPTION,
     seed: int | None = typer.Option(None, help=SEED_HELP),
-    backend: str | None = typer.Option(None, help=BACKEND_HELP),
+    backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """One run: retrieval -> embed (the inference pipeline's step) -> ranking, all under one run id."""
