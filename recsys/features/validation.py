@@ -217,7 +217,7 @@ def rules_for(
             rules.append(not_after("last_purchase", today))
     elif group == "article_popularity":
         rules += [in_range(c, 0) for c in ("units_7d", "units_30d", "units_prev_7d")]
-        rules += [at_most("units_7d", "units_30d")]
+        rules += [at_most("units_7d", "units_30d"), in_range("article_price", 0, allow_null=True)]
         rules.append(Rule("trend_positive", "trend", pl.col("trend") > 0, "trend must be a positive ratio"))
     if today is not None and "as_of" in cols:
         rules.append(not_after("as_of", today + timedelta(days=1), "later than tomorrow"))

@@ -8,8 +8,9 @@ Two modes (design §3):
   and articles whose attributes changed. Re-running it finds nothing new and writes nothing. Because history and
   popularity snapshots are computed from all stored transactions and only the snapshots dated after the
   watermark are kept, backfill up to day d followed by incremental runs equals one backfill up to their last day.
-  A store backfilled with an older version of ``customer_history`` has no rows in the current one: the run builds
-  it whole from the stored transactions, as a backfill would, and leaves the older version as it was.
+  A store backfilled with an older version of a snapshot group (``customer_history``, ``article_popularity``) has
+  no rows in the current one: the run builds it whole from the stored transactions, as a backfill would, and
+  leaves the older version as it was.
 
 Validation comes first: every frame derived from the source is checked by the rules of its group before anything
 is written. ``on_bad_rows="fail"`` stops at the first violation (naming group, rule, column and sample rows);
@@ -197,6 +198,15 @@ def _clean_sources(ds: Dataset, tx_source: pl.DataFrame, log: RunLog, *, month: 
     return customers, articles, tx
 
 
+def _popularity(
+    tx: pl.DataFrame, last_day: datetime, now: datetime, article_ids: pl.Series, after: datetime | None = None
+) -> pl.DataFrame:
+    """Validated popularity snapshots up to the day after ``last_day`` (only those after ``after``, if given)."""
+    popularity = article_popularity_events(tx, until=last_day + ONE_DAY, after=after)
+    rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=article_ids)
+    return validate(popularity, ARTICLE_POPULARITY.name, rules)
+
+
 def _spec(ds: Dataset, table: str) -> dict[str, object]:
     """Rule arguments that need the spec: categorical columns must be non-empty strings."""
     return {"features": _features_of(ds, table)}
@@ -232,11 +242,8 @@ def backfill(
     # Snapshot groups first, each written as soon as it is computed (memory), then the source groups: a failure
     # in a snapshot group's invariants leaves the source groups untouched.
     with log.step("article popularity snapshots -> write") as step:
-        popularity = article_popularity_events(tx, until=run.last_day + ONE_DAY)
-        rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=ids["article_ids"])
-        ARTICLE_POPULARITY.get_or_create(fs).insert(
-            validate(popularity, ARTICLE_POPULARITY.name, rules), overwrite=True
-        )
+        popularity = _popularity(tx, run.last_day, now, ids["article_ids"])
+        ARTICLE_POPULARITY.get_or_create(fs).insert(popularity, overwrite=True)
         step.rows = run.written[ARTICLE_POPULARITY.name] = popularity.height
         del popularity
     with log.step("customer history snapshots -> write") as step:
@@ -274,13 +281,17 @@ def _changed(fresh: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
     return fresh.filter(~fresh.hash_rows().is_in(seen.implode()))
 
 
-def _history_is_new(fs: FeatureStore) -> bool:
-    """Whether this version of ``customer_history`` has no rows: a store backfilled by an older version."""
+def _is_new(fs: FeatureStore, group: GroupDef) -> bool:
+    """Whether this version of a snapshot group has no rows: a store backfilled by an older version."""
     try:
-        group = CUSTOMER_HISTORY.get(fs)
+        stored = group.get(fs)
     except NotFoundError:
         return True
-    return group.select([CUSTOMER_ID]).read().height == 0
+    return stored.select(list(group.primary_key)).read().height == 0
+
+
+def _rebuild_step(group: GroupDef) -> str:
+    return f"{group.name} v{group.version} is new in this store: snapshots from all transactions -> write"
 
 
 def _watermark(fs: FeatureStore) -> tuple[pl.DataFrame, datetime]:
@@ -310,7 +321,7 @@ def incremental(
         stored_tx, watermark = _watermark(fs)
         stored_customers = CUSTOMERS.get(fs).read()
         stored_articles = ARTICLES.get(fs).read()
-        rebuild_history = _history_is_new(fs)
+        rebuild_history, rebuild_popularity = _is_new(fs, CUSTOMER_HISTORY), _is_new(fs, ARTICLE_POPULARITY)
         step.rows = stored_tx.height
         step.note = f"newest stored day {watermark:%Y-%m-%d}"
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
@@ -330,20 +341,26 @@ def incremental(
 
     all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
     writes: list[tuple[GroupDef, pl.DataFrame]] = []
+    # A new group version is written first, whole, as backfill writes it: a failure later leaves snapshots that
+    # the rerun rewrites as they are (the store upserts on key and event time).
+    if rebuild_popularity:
+        with log.step(_rebuild_step(ARTICLE_POPULARITY)) as step:
+            last_day = tx.get_column(T_DAT).max() if tx.height else watermark
+            popularity = _popularity(all_tx, last_day, now, article_ids)
+            ARTICLE_POPULARITY.get_or_create(fs).insert(popularity, overwrite=True)
+            step.rows = run.written[ARTICLE_POPULARITY.name] = popularity.height
     if rebuild_history:
-        # Written first, as backfill writes it: a failure later leaves snapshots that the rerun rewrites as they are.
-        version = f"{CUSTOMER_HISTORY.name} v{CUSTOMER_HISTORY.version}"
-        with log.step(f"{version} is new in this store: snapshots from all transactions -> write") as step:
+        with log.step(_rebuild_step(CUSTOMER_HISTORY)) as step:
             chunks = _history_chunks(all_tx, all_articles, customer_ids, options, now, log)
             step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(fs, chunks)
     if tx.height:
         run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
         after = watermark + ONE_DAY  # snapshots up to here are stored already
-        with log.step("article popularity snapshots") as step:
-            popularity = article_popularity_events(all_tx, until=run.last_day + ONE_DAY, after=after)
-            rules = rules_for(ARTICLE_POPULARITY.name, popularity, now=now, article_ids=article_ids)
-            popularity = validate(popularity, ARTICLE_POPULARITY.name, rules)
-            step.rows = popularity.height
+        if not rebuild_popularity:
+            with log.step("article popularity snapshots") as step:
+                popularity = _popularity(all_tx, run.last_day, now, article_ids, after=after)
+                step.rows = popularity.height
+            writes.append((ARTICLE_POPULARITY, popularity))
         if not rebuild_history:
             with log.step("customer history snapshots") as step:
                 buyers = tx.get_column(CUSTOMER_ID).unique().implode()
@@ -354,7 +371,7 @@ def incremental(
                 history = pl.concat(list(chunks))
                 step.rows = history.height
             writes.append((CUSTOMER_HISTORY, history))
-        writes += [(ARTICLE_POPULARITY, popularity), (TRANSACTIONS, tx)]
+        writes.append((TRANSACTIONS, tx))
     writes += [(CUSTOMERS, customers), (ARTICLES, articles)]
     for group, frame in writes:
         if frame.height:

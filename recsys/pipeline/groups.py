@@ -60,13 +60,15 @@ CUSTOMER_HISTORY = GroupDef(
     "What a customer bought before as_of: last-N article ids, counts, recency, affinities, price level. "
     "A snapshot per purchase day, valid from the next day.",
 )
+# v2 added article_price (serving read the whole transactions group for it). Upgraded like customer_history.
 ARTICLE_POPULARITY = GroupDef(
     "article_popularity",
-    1,
+    2,
     ("article_id",),
     "as_of",
     True,
-    "Units sold in the 7 and 30 days before as_of and the week-on-week trend; a snapshot on each day they change.",
+    "Units sold in the 7 and 30 days before as_of, the week-on-week trend and the mean price paid before as_of; "
+    "a snapshot on each day they change.",
 )
 
 # What the feature pipeline writes.

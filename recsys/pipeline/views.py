@@ -4,8 +4,8 @@
   article features, and the customer's history *as of the purchase* (point in time: only days before it).
 * ``customers`` — customer attributes + their latest history: what the query tower reads online at request time.
 * ``articles`` — the catalogue: what the candidate tower embeds.
-* ``ranking`` — article attributes + latest popularity: the per-candidate features the ranker reads online in
-  one batched call.
+* ``ranking`` — article attributes + latest popularity and price: the per-candidate features the ranker reads
+  online in one batched call.
 
 Columns are everything the groups hold (whatever the dataset spec produced) minus join keys and event times, so
 the views follow the schema instead of H&M's names.
@@ -16,11 +16,12 @@ from __future__ import annotations
 from recsys.pipeline.groups import ARTICLE_POPULARITY, ARTICLES, CUSTOMER_HISTORY, CUSTOMERS, TRANSACTIONS, GroupDef
 from recsys.store.base import FeatureStore, FeatureView, Query
 
-# v2: over customer_history v2. A view's query is fixed by its first version, so a new group version is a new view.
+# A view's query is fixed by its first version, so a new group version is a new view: retrieval and customers v2
+# are over customer_history v2, ranking v2 over article_popularity v2.
 RETRIEVAL_VIEW = ("retrieval", 2)
 CUSTOMERS_VIEW = ("customers", 2)
 ARTICLES_VIEW = ("articles", 1)
-RANKING_VIEW = ("ranking", 1)
+RANKING_VIEW = ("ranking", 2)
 VIEWS = (RETRIEVAL_VIEW, CUSTOMERS_VIEW, ARTICLES_VIEW, RANKING_VIEW)
 # What to do about a view that does not exist (yet, or in this version).
 MISSING_VIEW = (

@@ -17,7 +17,7 @@ from recsys.errors import RecsysError
 from recsys.pipeline.views import CUSTOMERS_VIEW, MISSING_VIEW, RANKING_VIEW
 from recsys.store.base import FeatureGroup, FeatureView, Project
 from recsys.store.errors import NotFoundError
-from recsys.training.ranking_features import ARTICLE_PRICE, RankerSchema
+from recsys.training.ranking_features import RankerSchema
 from recsys.training.retrieval_data import TowerFeatures
 from recsys.training.runs import EMBEDDINGS_GROUP, MODEL_NAMES, QUERY_MODEL, RANKER_MODEL, Run, find_run
 
@@ -77,8 +77,8 @@ def ranker_schema(run: Run) -> RankerSchema:
 
 
 def check_ranker_inputs(run: Run, schema: RankerSchema, customers: FeatureView, ranking: FeatureView) -> None:
-    """Refuse a ranker that reads columns the online views cannot give (the article price is computed)."""
-    have_c, have_a = set(customers.query.features), {*ranking.query.features, ARTICLE_PRICE}
+    """Refuse a ranker that reads columns the online views cannot give."""
+    have_c, have_a = set(customers.query.features), set(ranking.query.features)
     lack = [f"customers.{c}" for c in schema.customer_columns() if c not in have_c]
     lack += [f"ranking.{c}" for c in schema.article_columns() if c not in have_a]
     if lack:

@@ -34,8 +34,8 @@ import polars as pl
 from kserve import Model
 from kserve.errors import InferenceError
 
-from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
-from recsys.pipeline.groups import ARTICLES, TRANSACTIONS
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
+from recsys.pipeline.groups import ARTICLES
 from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW
 from recsys.serving.catalogue import UNITS_7D, UNITS_30D, CatalogueSnapshot, Refreshing
 from recsys.serving.customers import online_schema, rows_from_wire
@@ -56,12 +56,7 @@ from recsys.serving.requests import BadRequest, Instance, check_unique, decode_b
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, Candidates, neighbours
 from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, listed, rounded, timed
 from recsys.store.base import Project
-from recsys.training.ranking_features import (
-    ARTICLE_PRICE,
-    RETRIEVAL_RANK,
-    RETRIEVAL_SCORE,
-    article_prices_as_of,
-)
+from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE
 from recsys.training.runs import Run
 
 SOURCES = {MODEL_TIER: "model", POPULAR_TIER: "popularity"}
@@ -107,7 +102,6 @@ class RankingTransformer(Model):
         self.article_schema = online_schema(self.articles, ARTICLE_ID, tower.article_id_kind)
         check_ranker_inputs(self.run, self.schema, self.customers, self.articles)
         self.index = embeddings_group(self.project, self.run)
-        self.prices = self._article_prices() if self._needs_prices() else None
         have = self.articles.query.features
         self.display = [c for c in self.options.display_columns if c in have]
         # what the order stage reads besides the scores: the display fields and the product and type columns
@@ -121,14 +115,6 @@ class RankingTransformer(Model):
         self.ready = True
         return self.ready
 
-    def _needs_prices(self) -> bool:
-        return self.schema.price and ARTICLE_PRICE not in self.articles.query.features
-
-    def _article_prices(self) -> pl.DataFrame:
-        """The ranker's article price, from the offline transactions once at start (the views do not hold it)."""
-        tx = TRANSACTIONS.get(self.project.feature_store).select([ARTICLE_ID, T_DAT, PRICE, QUANTITY]).read()
-        return article_prices_as_of(tx, utc_now())
-
     def _read_catalogue(self) -> CatalogueSnapshot:
         """Every article's ``ranking`` row (one batched online read) that may be shown, with the columns the
         stages read: the ranker's article inputs, the carried columns and the popularity counts."""
@@ -137,8 +123,6 @@ class RankingTransformer(Model):
             rows = self.articles.get_feature_vectors(ids.to_frame(), allow_missing=True)
         else:  # the store refuses an empty batch
             rows = self.article_schema.to_frame()
-        if self.prices is not None:
-            rows = rows.join(self.prices, on=ARTICLE_ID, how="left", maintain_order="left")
         rows = showable(rows, self.options)
         wanted = (*self.schema.article_columns(), *self.carried, UNITS_7D, UNITS_30D)
         rows = rows.select(ARTICLE_ID, *(c for c in dict.fromkeys(wanted) if c in rows.columns))

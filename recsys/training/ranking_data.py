@@ -28,7 +28,7 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.errors import RecsysError
-from recsys.features.article_popularity import article_popularity_as_of
+from recsys.features.article_popularity import ARTICLE_PRICE, article_popularity_as_of
 from recsys.features.common import cutoff
 from recsys.features.customer_history import AS_OF, customer_history_as_of, market_prices
 from recsys.training.ranking_features import (
@@ -36,7 +36,6 @@ from recsys.training.ranking_features import (
     RETRIEVAL_RANK,
     RETRIEVAL_SCORE,
     RankerSchema,
-    article_prices_as_of,
     candidate_features,
     ranker_schema,
 )
@@ -111,10 +110,9 @@ def week_state(
     history = customer_history_as_of(own, articles, as_of, n_last=n_last, market=market).drop(AS_OF)
     stale = [c for c in (*history.columns, DAYS_SINCE, AS_OF) if c != CUSTOMER_ID and c in customers.columns]
     state = customers.drop(stale).join(history, on=CUSTOMER_ID, how="left", maintain_order="left")
-    popularity = article_popularity_as_of(transactions, articles, as_of).drop(AS_OF)
+    unused = (AS_OF,) if prices else (AS_OF, ARTICLE_PRICE)
+    popularity = article_popularity_as_of(transactions, articles, as_of).drop(unused)
     catalogue = articles.join(popularity, on=ARTICLE_ID, how="left", maintain_order="left")
-    if prices:
-        catalogue = catalogue.join(article_prices_as_of(transactions, as_of), on=ARTICLE_ID, how="left")
     return state, catalogue
 
 

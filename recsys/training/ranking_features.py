@@ -9,7 +9,7 @@ per request on one customer's ~100 candidates with rows read from the online sto
   *as of* ``as_of`` (online: the latest row; training: computed as of the week start). A customer who is not
   there (cold start) gets nulls;
 * ``articles`` — one row per article in the shape of the ``ranking`` view: attributes + popularity as of
-  ``as_of``, and optionally :data:`ARTICLE_PRICE` (see :func:`article_prices_as_of`).
+  ``as_of``, and optionally :data:`ARTICLE_PRICE` (the group's price level, point in time too).
 
 Which input columns become features is fixed once, from the dataset spec, by :func:`ranker_schema`, and saved
 with the model (:class:`RankerSchema`), so the same columns in the same order reach the model at serving time.
@@ -43,10 +43,10 @@ from datetime import date, datetime
 
 import polars as pl
 
-from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT, FeatureSpec
-from recsys.features.article_popularity import UNITS
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, FeatureSpec
+from recsys.features.article_popularity import ARTICLE_PRICE, UNITS
 from recsys.features.articles import ID_LIKE_SUFFIXES
-from recsys.features.common import MISSING, cutoff, days_between, feature_name, mean_price
+from recsys.features.common import MISSING, cutoff, days_between, feature_name
 from recsys.features.customer_history import LAST_ARTICLES, LAST_GAPS
 from recsys.features.customers import AGE_GROUP
 
@@ -57,7 +57,7 @@ HISTORY = ("n_purchases", "n_units", "n_distinct_articles", DAYS_SINCE, "avg_pri
 POPULARITY = (*UNITS, "trend")
 REPURCHASE = ("repurchase_count", "repurchase_position")
 REPURCHASE_DAYS = "repurchase_days"
-ARTICLE_PRICE, PRICE_RATIO = "article_price", "price_ratio"
+PRICE_RATIO = "price_ratio"
 VALUES, SHARES, SHARE = "_values", "_shares", "_share"
 LIST_SEPARATOR = "|"
 
@@ -196,27 +196,6 @@ def ranker_schema(
     if clash:
         raise ValueError(f"ranker features {clash} come from both customers and articles: exclude one of them")
     return schema
-
-
-def article_prices_as_of(transactions: pl.DataFrame, as_of: datetime | date) -> pl.DataFrame:
-    """``article_id``, ``article_price``: mean price per unit paid for each article on days before ``as_of``.
-
-    The articles table has no price, so the article's price level is what customers paid for it, point in time.
-    Articles never sold (or sold without prices) are absent; their price is null.
-    """
-    quantity = pl.col(QUANTITY).cast(pl.Float64) if QUANTITY in transactions.columns else pl.lit(1.0)
-    priced = pl.col(PRICE).is_not_null()
-    return (
-        transactions.lazy()
-        .filter(pl.col(T_DAT) < cutoff(as_of))
-        .group_by(ARTICLE_ID)
-        .agg(
-            pl.when(priced).then(pl.col(PRICE) * quantity).otherwise(0.0).sum().alias("s"),
-            pl.when(priced).then(quantity).otherwise(0.0).sum().alias("u"),
-        )
-        .select(ARTICLE_ID, mean_price(pl.col("s"), pl.col("u")).alias(ARTICLE_PRICE))
-        .collect()
-    )
 
 
 def _category(name: str, is_list: bool) -> pl.Expr:

@@ -17,16 +17,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
+from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.errors import RecsysError
+from recsys.features.article_popularity import ARTICLE_PRICE
 from recsys.features.customer_history import LAST_ARTICLES
 from recsys.features.customers import AGE
-from recsys.pipeline.groups import CUSTOMER_HISTORY, CUSTOMERS, TRANSACTIONS
-from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW
+from recsys.pipeline.groups import CUSTOMER_HISTORY, CUSTOMERS
+from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, RANKING_VIEW
 from recsys.serving.actions import Purchase, record_click, record_purchase
-from recsys.serving.requests import utc_now
 from recsys.store.base import Project
-from recsys.training.ranking_features import ARTICLE_PRICE, article_prices_as_of
 
 INDEX_GROUP = "index_group_name"  # H&M's top level (Ladieswear, Menswear, ...): the cold-start form offers it
 N_PURCHASES = "n_purchases"
@@ -56,6 +55,10 @@ class Shop:
     @cached_property
     def _articles(self) -> Any:
         return self.fs.get_feature_view(*ARTICLES_VIEW)
+
+    @cached_property
+    def _ranking(self) -> Any:  # the articles' fields again, with popularity and the price level
+        return self.fs.get_feature_view(*RANKING_VIEW)
 
     # -- customers -------------------------------------------------------------------------------------------
 
@@ -109,26 +112,17 @@ class Shop:
 
     # -- articles --------------------------------------------------------------------------------------------
 
-    @cached_property
-    def prices(self) -> pl.DataFrame:
-        """``article_id``, ``article_price``: the mean price paid per unit (catalogues have no price column).
-
-        Read once per app process: a demo price, not a live one.
-        """
-        tx = TRANSACTIONS.get(self.fs)
-        wanted = [c for c in (ARTICLE_ID, T_DAT, PRICE, QUANTITY) if c in tx.select_all().features]
-        return article_prices_as_of(tx.select(wanted).read(), utc_now())
-
     def articles(self, ids: Sequence[Any]) -> pl.DataFrame:
-        """One row per id, in order: the articles view's online fields and ``article_price`` (null if unknown)."""
-        if not ids:
-            return self._articles.get_feature_vectors([{ARTICLE_ID: -1}], allow_missing=True).clear()
-        rows = self._articles.get_feature_vectors([{ARTICLE_ID: a} for a in ids], allow_missing=True)
-        return rows.join(self.prices, on=ARTICLE_ID, how="left", maintain_order="left")
+        """One row per id, in order: the articles view's online fields and ``article_price`` (the mean price paid
+        per unit, as the ranker reads it; null if unknown)."""
+        keys = [{ARTICLE_ID: a} for a in ids] or [{ARTICLE_ID: -1}]  # the store refuses an empty batch
+        rows = self._ranking.get_feature_vectors(keys, allow_missing=True)
+        shown = {ARTICLE_ID, *self._articles.query.features, ARTICLE_PRICE}
+        rows = rows.select(c for c in rows.columns if c in shown)
+        return rows if ids else rows.clear()
 
     def price_of(self, article_id: Any) -> float | None:
-        match = self.prices.filter(pl.col(ARTICLE_ID) == article_id).get_column(ARTICLE_PRICE)
-        return None if match.is_empty() else match[0]
+        return self.articles([article_id]).get_column(ARTICLE_PRICE)[0]
 
     def new_customer_form(self, accepted: dict[str, str]) -> NewCustomerForm:
         """The cold-start inputs ``accepted`` (feature name → kind, from the served query tower) allows."""

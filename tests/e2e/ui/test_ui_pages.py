@@ -16,6 +16,7 @@ from tinyrun import TinyRun
 
 import recsys.ui
 from recsys.config import load_settings
+from recsys.pipeline.groups import TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW
 from recsys.serving.servers import ServingStack, free_port
 from recsys.store import connect
@@ -70,6 +71,9 @@ def test_buy_writes_the_purchase_and_the_article_leaves_the_grid(app_env: Servin
     before = card_ids(at)
     assert len(before) == 12
     bought = before[1]
+    fs = connect(ui_run.settings).feature_store
+    sold = TRANSACTIONS.get(fs).read().filter(pl.col("article_id") == bought, pl.col("price").is_not_null())
+    paid = (sold["price"] * sold["quantity"]).sum() / sold["quantity"].sum()  # the price level, from the source
     at.button(key=f"buy-{bought}").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(str(bought) in s.value for s in at.success)
@@ -81,6 +85,10 @@ def test_buy_writes_the_purchase_and_the_article_leaves_the_grid(app_env: Servin
         .get_feature_vector({"customer_id": customer})
     )
     assert row.get_column("last_article_ids")[0][0] == bought  # the online history has it first
+    # the purchase is recorded at the article's price level, which the shop reads from the ranking view
+    mine = TRANSACTIONS.get(fs).read().filter(pl.col("customer_id") == customer, pl.col("t_dat") > ui_run.last_day)
+    assert mine.select("article_id", "quantity").rows() == [(bought, 1)]
+    assert mine["price"][0] == pytest.approx(paid)
 
 
 def test_details_records_a_click(app_env: ServingStack, ui_run: TinyRun) -> None:

@@ -13,10 +13,12 @@ from polars.testing import assert_frame_equal
 from recsys.config import load_settings
 from recsys.data.dataset import Dataset
 from recsys.data.sources import load_dataset
+from recsys.features.article_popularity import ARTICLE_PRICE
 from recsys.features.customer_history import LAST_GAPS
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
-from recsys.pipeline.groups import CUSTOMER_HISTORY, FEATURE_GROUPS, TRANSACTIONS, GroupDef
-from recsys.pipeline.views import CUSTOMERS_VIEW, RETRIEVAL_VIEW, VIEWS
+from recsys.pipeline.groups import ARTICLE_POPULARITY, CUSTOMER_HISTORY, FEATURE_GROUPS, TRANSACTIONS, GroupDef
+from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW, RETRIEVAL_VIEW, VIEWS
+from recsys.serving.model_set import ModelSetError, view
 from recsys.store import Project, connect
 from recsys.store.base import FeatureStore
 from recsys.training.retrieval_job import TrainingDataError, load_retrieval_data
@@ -99,8 +101,9 @@ def test_views_exist_and_the_serving_views_read_online(tiny: Dataset, tmp_path: 
     row = fs.get_feature_view(*CUSTOMERS_VIEW).get_feature_vector({"customer_id": buyer})
     newest = sorted_rows(fs, CUSTOMER_HISTORY).filter(pl.col("customer_id") == buyer).tail(1)
     assert row["last_article_ids"].to_list() == newest["last_article_ids"].to_list()  # the latest snapshot
-    ranking = fs.get_feature_view("ranking", 1).get_feature_vectors([{"article_id": a} for a in (1, 2)], True)
-    assert ranking.columns[:1] == ["article_id"] and {"units_7d", "trend", "description"} <= set(ranking.columns)
+    ranking = fs.get_feature_view(*RANKING_VIEW).get_feature_vectors([{"article_id": a} for a in (1, 2)], True)
+    assert ranking.columns[:1] == ["article_id"]
+    assert {"units_7d", "trend", ARTICLE_PRICE, "description"} <= set(ranking.columns)
 
 
 def test_incremental_before_any_backfill_says_what_to_run(tiny: Dataset, tmp_path: Path) -> None:
@@ -187,3 +190,61 @@ def test_a_store_from_customer_history_v1_gets_v2_from_its_next_incremental_run(
     old_buyer = stored_v1.get_column("customer_id")[-1]
     old_row = fs.get_feature_view("customers", 1).get_feature_vector({"customer_id": old_buyer})
     assert LAST_GAPS not in old_row.columns and old_row.height == 1
+
+
+def _as_before_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the pipeline write what it wrote before ``article_popularity`` v2: v1 without ``article_price``, and
+    the ``ranking`` view v1 over it."""
+    import recsys.pipeline.feature_job as job
+    import recsys.pipeline.views as views
+
+    v1 = replace(ARTICLE_POPULARITY, version=1)
+    events = job.article_popularity_events
+    monkeypatch.setattr(job, "article_popularity_events", lambda *a, **k: events(*a, **k).drop(ARTICLE_PRICE))
+    monkeypatch.setattr(job, "ARTICLE_POPULARITY", v1)
+    monkeypatch.setattr(views, "ARTICLE_POPULARITY", v1)
+    old_views = {
+        (name, 1 if query is views.ranking_query else version): query
+        for (name, version), query in views._QUERIES.items()
+    }
+    monkeypatch.setattr(views, "_QUERIES", old_views)
+    monkeypatch.setattr(views, "VIEWS", tuple(old_views))
+
+
+def test_a_store_from_article_popularity_v1_gets_v2_from_its_next_incremental_run(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = tiny.transactions.get_column("t_dat").max()
+    until = FeatureOptions(until=last - timedelta(days=2))
+    old, whole = fresh(tmp_path, "old"), fresh(tmp_path, "whole")
+    with monkeypatch.context() as patched:
+        _as_before_prices(patched)
+        backfill(old, tiny, until)
+    fs = old.feature_store
+    v1 = replace(ARTICLE_POPULARITY, version=1)
+    stored_v1 = sorted_rows(fs, v1)
+    assert ARTICLE_PRICE not in stored_v1.columns and stored_v1.height > 0
+
+    with pytest.raises(ModelSetError, match=r"'ranking' v2 does not exist.*incremental"):
+        view(old, RANKING_VIEW)  # serving before that run says which run creates the view
+
+    # No new day: the run only builds v2, from the stored transactions, as a backfill to that day would.
+    rebuilt = incremental(old, tiny, until)
+    backfill(whole, tiny, until)
+    assert_frame_equal(sorted_rows(fs, ARTICLE_POPULARITY), sorted_rows(whole.feature_store, ARTICLE_POPULARITY))
+    assert rebuilt.written[ARTICLE_POPULARITY.name] == sorted_rows(fs, ARTICLE_POPULARITY).height > 0
+    assert CUSTOMER_HISTORY.name not in rebuilt.written  # its version was there already
+    # New days: v2 exists now, so only the new snapshots are added, and every group equals one backfill.
+    added = incremental(old, tiny)
+    assert 0 < added.written[ARTICLE_POPULARITY.name] < rebuilt.written[ARTICLE_POPULARITY.name]
+    backfill(whole, tiny)
+    for group in FEATURE_GROUPS:
+        assert_frame_equal(sorted_rows(fs, group), sorted_rows(whole.feature_store, group))
+    keys = [{"article_id": a} for a in tiny.transactions.sort("t_dat").get_column("article_id").tail(5)]
+    served = [view(p, RANKING_VIEW).get_feature_vectors(keys) for p in (old, whole)]
+    assert_frame_equal(*served)
+    assert served[0][ARTICLE_PRICE].null_count() == 0  # articles sold with prices
+    # The old version and the view over it are still there, as they were.
+    assert_frame_equal(sorted_rows(fs, v1), stored_v1)
+    old_row = fs.get_feature_view("ranking", 1).get_feature_vectors(keys[:1])
+    assert ARTICLE_PRICE not in old_row.columns and old_row.height == 1

@@ -42,13 +42,18 @@ def test_popularity_joined_to_a_purchase_counts_only_earlier_days(project: Proje
     query = (
         TRANSACTIONS.get(fs)
         .select_all()
-        .join(ARTICLE_POPULARITY.get(fs).select(["units_7d", "units_30d", "units_prev_7d"]), on=["article_id"])
+        .join(
+            ARTICLE_POPULARITY.get(fs).select(["units_7d", "units_30d", "units_prev_7d", "article_price"]),
+            on=["article_id"],
+        )
     )
     rows = rows_by_purchase(query.read())
     # a2 first sells on Jan 3 (c1: 1 unit, c2: 2 units): nobody buying on Jan 3 sees those sales.
     assert rows["c1", 2, D(2020, 1, 3)]["units_30d"] is None
     assert rows["c2", 2, D(2020, 1, 3)]["units_30d"] is None
+    assert rows["c1", 2, D(2020, 1, 3)]["article_price"] is None
     # a1 sold 1 unit on Jan 1; on Jan 10 that is outside the last 7 days [Jan 3, Jan 10) and inside the 30 days.
     # A leak of the Jan 10 purchase itself would make units_30d 2.
     jan10 = rows["c1", 1, D(2020, 1, 10)]
     assert (jan10["units_7d"], jan10["units_30d"], jan10["units_prev_7d"]) == (0, 1, 1)
+    assert jan10["article_price"] == 10.0  # Jan 1's price; with Jan 10's own 12.0 it would be 11.0

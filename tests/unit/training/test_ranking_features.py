@@ -10,10 +10,10 @@ import rankdata
 from towerdata import Tiny
 
 from recsys.data.dataset import FeatureSpec
+from recsys.features.article_popularity import article_popularity_as_of
 from recsys.training.ranking_data import WEEK, week_state
 from recsys.training.ranking_features import (
     RankerSchema,
-    article_prices_as_of,
     candidate_features,
     ranker_schema,
 )
@@ -230,8 +230,11 @@ def test_article_prices_are_point_in_time() -> None:
             "quantity": [1, 3, 1, 1],
         }
     )
-    prices = dict(article_prices_as_of(tx, D(2020, 1, 15, 12)).iter_rows())
-    assert prices == {1: pytest.approx((10 + 60) / 4), 2: None}  # the Jan 15 sale is not seen
+    catalogue = pl.DataFrame({"article_id": [1, 2, 3]})
+    prices = dict(
+        article_popularity_as_of(tx, catalogue, D(2020, 1, 15, 12)).select("article_id", "article_price").rows()
+    )
+    assert prices == {1: pytest.approx((10 + 60) / 4), 2: None, 3: None}  # the Jan 15 sale is not seen
 
 
 def test_per_request_rows_equal_the_training_rows(tiny: Tiny) -> None:
