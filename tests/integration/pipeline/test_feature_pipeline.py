@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -131,34 +133,48 @@ def test_now_rejects_future_days(tiny: Dataset, tmp_path: Path) -> None:
         backfill(fresh(tmp_path, "home"), tiny, FeatureOptions(now=datetime(2020, 1, 1)))
 
 
-def _as_before_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the pipeline write what it wrote before ``customer_history`` v2: v1 without ``last_article_gaps``, and
-    views v1 over it."""
+def _as_before(
+    monkeypatch: pytest.MonkeyPatch, group: GroupDef, compute: str, drop: Callable[[Any], Any], queries: tuple[str, ...]
+) -> None:
+    """Make the pipeline write what it wrote before ``group``'s current version: v1, whose rows lack what ``drop``
+    removes from the output of ``feature_job.<compute>``, and v1 of the views whose ``queries`` read it."""
     import recsys.pipeline.feature_job as job
     import recsys.pipeline.views as views
 
-    v1 = replace(CUSTOMER_HISTORY, version=1)
-    chunks = job._history_chunks
-    monkeypatch.setattr(job, "_history_chunks", lambda *a, **k: (c.drop(LAST_GAPS) for c in chunks(*a, **k)))
-    monkeypatch.setattr(job, "CUSTOMER_HISTORY", v1)
-    monkeypatch.setattr(views, "CUSTOMER_HISTORY", v1)
-    old_views = {
-        (name, 1 if query in (views.retrieval_query, views.customers_query) else version): query
-        for (name, version), query in views._QUERIES.items()
-    }
+    v1 = replace(group, version=1)
+    computed = getattr(job, compute)
+    monkeypatch.setattr(job, compute, lambda *a, **k: drop(computed(*a, **k)))
+    for module in (job, views):
+        monkeypatch.setattr(module, group.name.upper(), v1)
+    old = {getattr(views, name) for name in queries}
+    old_views = {(name, 1 if query in old else version): query for (name, version), query in views._QUERIES.items()}
     monkeypatch.setattr(views, "_QUERIES", old_views)
     monkeypatch.setattr(views, "VIEWS", tuple(old_views))
+
+
+def _backfilled_before(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_before: Callable[[pytest.MonkeyPatch], None]
+) -> tuple[Project, Project, FeatureOptions]:
+    """A store backfilled up to two days before the end by the pipeline ``as_before`` patches, an empty store, and
+    the options of that backfill."""
+    until = FeatureOptions(until=tiny.transactions.get_column("t_dat").max() - timedelta(days=2))
+    old, whole = fresh(tmp_path, "old"), fresh(tmp_path, "whole")
+    with monkeypatch.context() as patched:
+        as_before(patched)
+        backfill(old, tiny, until)
+    return old, whole, until
+
+
+def _as_before_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``customer_history`` v1 had no ``last_article_gaps``; ``retrieval`` and ``customers`` v1 read it."""
+    drop = lambda chunks: (c.drop(LAST_GAPS) for c in chunks)  # noqa: E731
+    _as_before(monkeypatch, CUSTOMER_HISTORY, "_history_chunks", drop, ("retrieval_query", "customers_query"))
 
 
 def test_a_store_from_customer_history_v1_gets_v2_from_its_next_incremental_run(
     tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    last = tiny.transactions.get_column("t_dat").max()
-    until = FeatureOptions(until=last - timedelta(days=2))
-    old, whole = fresh(tmp_path, "old"), fresh(tmp_path, "whole")
-    with monkeypatch.context() as patched:
-        _as_before_gaps(patched)
-        backfill(old, tiny, until)
+    old, whole, until = _backfilled_before(tiny, tmp_path, monkeypatch, _as_before_gaps)
     fs = old.feature_store
     v1 = replace(CUSTOMER_HISTORY, version=1)
     stored_v1 = sorted_rows(fs, v1)
@@ -193,33 +209,15 @@ def test_a_store_from_customer_history_v1_gets_v2_from_its_next_incremental_run(
 
 
 def _as_before_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the pipeline write what it wrote before ``article_popularity`` v2: v1 without ``article_price``, and
-    the ``ranking`` view v1 over it."""
-    import recsys.pipeline.feature_job as job
-    import recsys.pipeline.views as views
-
-    v1 = replace(ARTICLE_POPULARITY, version=1)
-    events = job.article_popularity_events
-    monkeypatch.setattr(job, "article_popularity_events", lambda *a, **k: events(*a, **k).drop(ARTICLE_PRICE))
-    monkeypatch.setattr(job, "ARTICLE_POPULARITY", v1)
-    monkeypatch.setattr(views, "ARTICLE_POPULARITY", v1)
-    old_views = {
-        (name, 1 if query is views.ranking_query else version): query
-        for (name, version), query in views._QUERIES.items()
-    }
-    monkeypatch.setattr(views, "_QUERIES", old_views)
-    monkeypatch.setattr(views, "VIEWS", tuple(old_views))
+    """``article_popularity`` v1 had no ``article_price``; ``ranking`` v1 reads it."""
+    drop = lambda frame: frame.drop(ARTICLE_PRICE)  # noqa: E731
+    _as_before(monkeypatch, ARTICLE_POPULARITY, "article_popularity_events", drop, ("ranking_query",))
 
 
 def test_a_store_from_article_popularity_v1_gets_v2_from_its_next_incremental_run(
     tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    last = tiny.transactions.get_column("t_dat").max()
-    until = FeatureOptions(until=last - timedelta(days=2))
-    old, whole = fresh(tmp_path, "old"), fresh(tmp_path, "whole")
-    with monkeypatch.context() as patched:
-        _as_before_prices(patched)
-        backfill(old, tiny, until)
+    old, whole, until = _backfilled_before(tiny, tmp_path, monkeypatch, _as_before_prices)
     fs = old.feature_store
     v1 = replace(ARTICLE_POPULARITY, version=1)
     stored_v1 = sorted_rows(fs, v1)
