@@ -41,12 +41,11 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, PRICE, QUANTITY, T_DAT
 from recsys.features.arrays import group_starts
-from recsys.features.common import cutoff, mean_price, shifted, to_day
+from recsys.features.common import PRICED_UNITS, SPEND, cutoff, mean_price, priced_sums, shifted, to_day
 
 AS_OF = "as_of"
 UNITS = ("units_7d", "units_30d", "units_prev_7d")
 ARTICLE_PRICE = "article_price"
-SPEND, PRICED = "spend", "priced_units"  # per day: what priced units cost in all, and how many units had a price
 EMPTY = {"units_7d": 0, "units_30d": 0, "units_prev_7d": 0, "trend": 1.0}  # an article with no recent sales
 # Days after a sale on which an article's numbers change: it enters all windows, leaves the 7-day window and
 # enters the previous week, leaves the previous week, leaves the 30-day window.
@@ -65,24 +64,19 @@ def trend(units_7d: pl.Expr, units_prev_7d: pl.Expr) -> pl.Expr:
 
 def _price_sums(transactions: pl.LazyFrame) -> pl.LazyFrame:
     """The rows' ``quantity`` (1 without the column), what each row's priced units cost (:data:`SPEND`) and how
-    many of its units had a price (:data:`PRICED`)."""
+    many of its units had a price (:data:`PRICED_UNITS`)."""
     columns = transactions.collect_schema().names()
     quantity = pl.col(QUANTITY).cast(pl.Int64) if QUANTITY in columns else pl.lit(1, pl.Int64)
     price = pl.col(PRICE).cast(pl.Float64) if PRICE in columns else pl.lit(None, pl.Float64)
-    priced = price.is_not_null()
-    return transactions.with_columns(
-        quantity.alias(QUANTITY),
-        pl.when(priced).then(price * quantity).otherwise(0.0).alias(SPEND),
-        pl.when(priced).then(quantity).otherwise(0).alias(PRICED),
-    )
+    return transactions.with_columns(quantity.alias(QUANTITY), *priced_sums(price, quantity))
 
 
 def _daily_sales(transactions: pl.DataFrame, before: datetime | None = None) -> pl.DataFrame:
-    """Units sold, :data:`SPEND` and :data:`PRICED` per (article, day), sorted by article and day."""
+    """Units sold, :data:`SPEND` and :data:`PRICED_UNITS` per (article, day), sorted by article and day."""
     lf = _price_sums(transactions.lazy().with_columns(to_day(pl.col(T_DAT))))
     if before is not None:
         lf = lf.filter(pl.col(T_DAT) < cutoff(before))
-    sums = [pl.col(c).sum() for c in (QUANTITY, SPEND, PRICED)]
+    sums = [pl.col(c).sum() for c in (QUANTITY, SPEND, PRICED_UNITS)]
     return lf.group_by(ARTICLE_ID, T_DAT).agg(sums).sort(ARTICLE_ID, T_DAT).collect()
 
 
@@ -103,7 +97,7 @@ def article_popularity_as_of(
         pl.col(QUANTITY).filter(start(7)).sum().alias("units_7d"),
         pl.col(QUANTITY).filter(start(30)).sum().alias("units_30d"),
         pl.col(QUANTITY).filter(start(14) & ~start(7)).sum().alias("units_prev_7d"),
-        mean_price(pl.col(SPEND).sum(), pl.col(PRICED).sum()).alias(ARTICLE_PRICE),
+        mean_price(pl.col(SPEND).sum(), pl.col(PRICED_UNITS).sum()).alias(ARTICLE_PRICE),
     )
     return (
         articles.select(ARTICLE_ID)
@@ -135,7 +129,7 @@ def article_popularity_events(
     if after is not None:
         since = shifted(pl.lit(cutoff(after), dtype=pl.Datetime("us")), -LOOKBACK_DAYS)
         older = _price_sums(transactions.lazy().filter(pl.col(T_DAT) < since))
-        older = older.group_by(ARTICLE_ID).agg(pl.col(SPEND).sum(), pl.col(PRICED).sum())
+        older = older.group_by(ARTICLE_ID).agg(pl.col(SPEND).sum(), pl.col(PRICED_UNITS).sum())
         transactions = transactions.filter(pl.col(T_DAT) >= since)
     sales = _running_price_sums(_daily_sales(transactions), older)
     if sales.height == 0:
@@ -176,7 +170,7 @@ def article_popularity_events(
     b0, b7, b14, b30 = (sold_before(d) for d in (0, 7, 14, 30))
     units = (b0 - b7, b0 - b30, b7 - b14)
     now = last_sale(0)  # >= 0: a snapshot follows a sale of its article
-    spend, priced = (sales.get_column(c).to_numpy()[now] for c in (SPEND, PRICED))
+    spend, priced = (sales.get_column(c).to_numpy()[now] for c in (SPEND, PRICED_UNITS))
     # Keep a snapshot only where a number changed since the article's previous one (the first always counts).
     # The price changes only when priced units were added: comparing their (integer) count is exact.
     changed = group_starts(snap_article, *units, priced)
@@ -189,14 +183,16 @@ def article_popularity_events(
 
 
 def _running_price_sums(sales: pl.DataFrame, older: pl.LazyFrame | None) -> pl.DataFrame:
-    """Daily sales with :data:`SPEND` and :data:`PRICED` summed over each article's days so far (and ``older``'s
+    """Daily sales with :data:`SPEND` and :data:`PRICED_UNITS` summed over each article's days so far (and ``older``'s
     sums of the article's earlier days, when given)."""
-    running = sales.with_columns(pl.col(SPEND, PRICED).cum_sum().over(ARTICLE_ID))
+    running = sales.with_columns(pl.col(SPEND, PRICED_UNITS).cum_sum().over(ARTICLE_ID))
     if older is None:
         return running
     base = running.select(ARTICLE_ID).lazy().join(older, on=ARTICLE_ID, how="left", maintain_order="left")
-    base = base.select(pl.col(SPEND).fill_null(0.0), pl.col(PRICED).fill_null(0)).collect()
-    return running.with_columns(pl.col(SPEND) + base.get_column(SPEND), pl.col(PRICED) + base.get_column(PRICED))
+    base = base.select(pl.col(SPEND).fill_null(0.0), pl.col(PRICED_UNITS).fill_null(0)).collect()
+    return running.with_columns(
+        pl.col(SPEND) + base.get_column(SPEND), pl.col(PRICED_UNITS) + base.get_column(PRICED_UNITS)
+    )
 
 
 def _snapshot_frame(ids: pl.Series, epoch_day: np.ndarray, *numbers: np.ndarray) -> pl.DataFrame:
@@ -208,10 +204,10 @@ def _snapshot_frame(ids: pl.Series, epoch_day: np.ndarray, *numbers: np.ndarray)
             AS_OF: pl.Series(epoch_day.astype(np.int32)).cast(pl.Date).cast(pl.Datetime("us")),
             **{name: pl.Series(values, dtype=pl.Int64) for name, values in zip(UNITS, units, strict=True)},
             SPEND: pl.Series(spend, dtype=pl.Float64),
-            PRICED: pl.Series(priced, dtype=pl.Int64),
+            PRICED_UNITS: pl.Series(priced, dtype=pl.Int64),
         }
     )
     return frame.with_columns(
         trend(pl.col("units_7d"), pl.col("units_prev_7d")),
-        mean_price(pl.col(SPEND), pl.col(PRICED)).alias(ARTICLE_PRICE),
-    ).drop(SPEND, PRICED)
+        mean_price(pl.col(SPEND), pl.col(PRICED_UNITS)).alias(ARTICLE_PRICE),
+    ).drop(SPEND, PRICED_UNITS)

@@ -21,6 +21,7 @@ from recsys.features.arrays import collapse_runs
 
 MISSING = "MISSING"  # the value a missing (null or blank) category gets: a category of its own, never null
 DAY = "1d"
+SPEND, PRICED_UNITS = "spend", "priced_units"  # what a set of rows' priced units cost, and how many had a price
 _NOT_NAME = re.compile(r"[^a-z0-9_]+")
 
 
@@ -129,21 +130,19 @@ def daily_purchases(transactions: pl.DataFrame, before: datetime | None = None) 
     lf = transactions.lazy()
     if before is not None:
         lf = lf.filter(pl.col(T_DAT) < cutoff(before))
-    priced = pl.col(PRICE).is_not_null()
     quantity = pl.col(QUANTITY).cast(pl.Int32)  # units of one article on one day: 32 bits hold them (H&M: -0.5 GiB)
     rows = lf.select(
         CUSTOMER_ID,
         ARTICLE_ID,
         to_day(pl.col(T_DAT)),
         quantity.alias(QUANTITY),
-        pl.when(priced).then(pl.col(PRICE).cast(pl.Float64) * quantity).otherwise(0.0).alias("spend"),
-        pl.when(priced).then(quantity).otherwise(0).alias("priced_units"),
+        *priced_sums(pl.col(PRICE).cast(pl.Float64), quantity),
     ).collect()
     rows, ids = with_customer_codes(rows)
     rows = _by_customer_day_article(rows)  # the only reference: the unsorted rows are freed
-    daily = collapse_runs(rows, [CODE, T_DAT, ARTICLE_ID], [QUANTITY, "spend", "priced_units"])
+    daily = collapse_runs(rows, [CODE, T_DAT, ARTICLE_ID], [QUANTITY, SPEND, PRICED_UNITS])
     del rows
-    return daily.select(CODE, ARTICLE_ID, T_DAT, QUANTITY, "spend", "priced_units"), ids
+    return daily.select(CODE, ARTICLE_ID, T_DAT, QUANTITY, SPEND, PRICED_UNITS), ids
 
 
 def _by_customer_day_article(rows: pl.DataFrame) -> pl.DataFrame:
@@ -174,6 +173,16 @@ def _by_customer_day_article(rows: pl.DataFrame) -> pl.DataFrame:
 def to_day(ts: pl.Expr) -> pl.Expr:
     """A timestamp truncated to its day (midnight), as ``Datetime("us")``."""
     return ts.cast(pl.Datetime("us")).dt.truncate(DAY)
+
+
+def priced_sums(price: pl.Expr, quantity: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """Each row's :data:`SPEND` (price x quantity, 0 without a price) and :data:`PRICED_UNITS` (its quantity, 0
+    without a price): summed over any set of rows, :func:`mean_price` of the two is their mean price per unit."""
+    priced = price.is_not_null()
+    return (
+        pl.when(priced).then(price * quantity).otherwise(0.0).alias(SPEND),
+        pl.when(priced).then(quantity).otherwise(0).alias(PRICED_UNITS),
+    )
 
 
 def mean_price(spend: pl.Expr, priced_units: pl.Expr) -> pl.Expr:

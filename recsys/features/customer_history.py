@@ -53,6 +53,8 @@ from recsys.features.arrays import coded_lists, group_starts, lists
 from recsys.features.common import (
     CODE,
     MISSING,
+    PRICED_UNITS,
+    SPEND,
     clean_categorical,
     clean_multi_categorical,
     cutoff,
@@ -60,6 +62,7 @@ from recsys.features.common import (
     days_between,
     feature_name,
     mean_price,
+    priced_sums,
     shifted,
     to_day,
 )
@@ -179,15 +182,11 @@ def market_prices(transactions: pl.DataFrame) -> pl.DataFrame:
     """
     return (
         transactions.lazy()
-        .select(
-            to_day(pl.col(T_DAT)),
-            pl.when(pl.col(PRICE).is_not_null()).then(pl.col(PRICE) * pl.col(QUANTITY)).otherwise(0.0).alias("s"),
-            pl.when(pl.col(PRICE).is_not_null()).then(pl.col(QUANTITY).cast(pl.Int64)).otherwise(0).alias("u"),
-        )
+        .select(to_day(pl.col(T_DAT)), *priced_sums(pl.col(PRICE), pl.col(QUANTITY).cast(pl.Int64)))
         .group_by(T_DAT)
-        .agg(pl.col("s", "u").sum())
+        .agg(pl.col(SPEND, PRICED_UNITS).sum())
         .sort(T_DAT)
-        .select(T_DAT, mean_price(pl.col("s").cum_sum(), pl.col("u").cum_sum()).alias(MARKET))
+        .select(T_DAT, mean_price(pl.col(SPEND).cum_sum(), pl.col(PRICED_UNITS).cum_sum()).alias(MARKET))
         .collect()
     )
 
