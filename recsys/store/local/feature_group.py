@@ -22,7 +22,7 @@ from recsys.store.errors import NotFoundError, SchemaError
 from recsys.store.local import vector_index
 from recsys.store.local.files import atomic_write_json, read_json
 from recsys.store.local.offline import DeltaOffline
-from recsys.store.local.online import SqliteOnline
+from recsys.store.local.online import SqliteOnline, newest_per_key
 from recsys.store.local.query import LocalQuery
 from recsys.store.schema import check_new_schema, schema_from_json, schema_to_json, validate_frame
 
@@ -139,9 +139,7 @@ class LocalFeatureGroup(FeatureGroup):
             yield clean
 
     def _latest(self, df: pl.DataFrame) -> pl.DataFrame:
-        if self.event_time is None:
-            return df
-        return df.sort(self.event_time).unique(subset=self.primary_key, keep="last", maintain_order=False)
+        return df if self.event_time is None else newest_per_key(df, self.primary_key, self.event_time)
 
     def _check_embedding_column(self, schema: pl.Schema) -> None:
         config = self.embedding_index

@@ -4,6 +4,10 @@ Why SQLite: it ships with Python, a primary-key lookup is a B-tree probe measure
 mode readers in other processes (the serving transformers) keep reading the last committed snapshot while a
 writer (the feature pipeline) commits. Each table keeps only the latest row per primary key; for groups with an
 event time an older row never overwrites a newer one (``ON CONFLICT ... DO UPDATE ... WHERE newer``).
+
+Layout: rowid tables with the primary key as a unique index, filled in key order. A row (history lists as JSON)
+is ~700 bytes; clustered on the key (``WITHOUT ROWID``) such rows took 1.8x the disk, were 3x slower to look up
+100 at a time, and a replace of 1.4M rows in hash order took 99 s instead of 23 s (H&M ``customer_history``).
 """
 
 from __future__ import annotations
@@ -37,10 +41,9 @@ class SqliteOnline:
     ) -> None:
         """Write ``df`` (validated, normalised) in one transaction, keeping the newest row per key.
 
-        ``replace`` empties the table first, in the same transaction (an overwrite: readers never see it empty).
+        ``replace`` recreates the table first, in the same transaction (an overwrite: readers never see it empty).
         """
-        if event_time is not None:
-            df = df.sort(event_time).unique(subset=list(primary_key), keep="last", maintain_order=False)
+        df = newest_per_key(df, primary_key, event_time)  # in key order: the index is appended to, not split
         columns = df.columns
         names = _names(columns)
         marks = ", ".join("?" for _ in columns)
@@ -53,9 +56,9 @@ class SqliteOnline:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if replace:  # dropped rather than emptied, so that a table made by an older layout gets this one
+                conn.execute(f"DROP TABLE IF EXISTS {_q(table)}")
             self._create_table(conn, table, df.schema, primary_key)
-            if replace:
-                conn.execute(f"DELETE FROM {_q(table)}")
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
@@ -115,9 +118,7 @@ class SqliteOnline:
         self, conn: sqlite3.Connection, table: str, schema: pl.Schema, primary_key: Sequence[str]
     ) -> None:
         cols = ", ".join(f"{_q(name)} {sqlite_codec.sqlite_type(dtype)}" for name, dtype in schema.items())
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {_q(table)} ({cols}, PRIMARY KEY ({_names(primary_key)})) WITHOUT ROWID"
-        )
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {_q(table)} ({cols}, PRIMARY KEY ({_names(primary_key)}))")
 
     def _connect(self) -> sqlite3.Connection:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +134,18 @@ class SqliteOnline:
             conn.execute("PRAGMA query_only=ON")
             self._local.conn = conn
         return conn
+
+
+def newest_per_key(df: pl.DataFrame, primary_key: Sequence[str], event_time: str | None) -> pl.DataFrame:
+    """The newest row of each key (every row without ``event_time``), sorted by key.
+
+    Sorts only the key columns and a row index, then gathers: the wide columns (lists) are moved once.
+    """
+    keys = [*primary_key, *([event_time] if event_time is not None else [])]
+    order = df.select(keys).with_row_index("_row").sort(keys, maintain_order=True)  # ties: the later row wins
+    if event_time is not None:
+        order = order.unique(subset=list(primary_key), keep="last", maintain_order=True)
+    return df[order.get_column("_row")]
 
 
 def _q(name: str) -> str:

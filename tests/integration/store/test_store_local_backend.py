@@ -151,6 +151,28 @@ def test_a_batch_of_online_keys_is_one_sql_statement(local_project: Project) -> 
     assert mode == "wal"
 
 
+def test_online_rows_are_a_rowid_table_filled_in_key_order_and_an_overwrite_rebuilds_an_older_layout(
+    local_project: Project,
+) -> None:
+    fs = local_project.feature_store
+    group = fs.get_or_create_feature_group("customers", 1, ["customer_id"], online_enabled=True)
+    db = sqlite3.connect(fs.layout.online_db)
+    # a table as an older version made it: clustered on the key, which is slow and large for wide rows
+    db.execute(
+        f'CREATE TABLE "{group.online_table}" (customer_id TEXT, age INTEGER, PRIMARY KEY (customer_id)) WITHOUT ROWID'
+    )
+    db.execute(f'INSERT INTO "{group.online_table}" VALUES (?, ?)', ("old", 1))
+    db.commit()
+    group.insert(pl.DataFrame({"customer_id": ["c", "a", "b"], "age": [3, 1, 2]}))  # an upsert keeps the table
+    assert group.read(online=True).sort("customer_id")["customer_id"].to_list() == ["a", "b", "c", "old"]
+
+    group.insert(pl.DataFrame({"customer_id": ["z", "x", "y"], "age": [26, 24, 25]}), overwrite=True)
+    ddl = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (group.online_table,)).fetchone()[0]
+    assert "WITHOUT ROWID" not in ddl.upper() and "PRIMARY KEY" in ddl.upper()
+    in_rowid_order = db.execute(f'SELECT customer_id, age FROM "{group.online_table}" ORDER BY rowid').fetchall()
+    assert in_rowid_order == [("x", 24), ("y", 25), ("z", 26)]  # the old rows are gone, the new ones in key order
+
+
 def test_get_or_create_refuses_a_changed_definition(local_project: Project) -> None:
     fs = local_project.feature_store
     group = fs.get_or_create_feature_group("customers", 1, ["customer_id"], online_enabled=True)
