@@ -166,7 +166,7 @@ class LocalFeatureGroup(FeatureGroup):
         if online:
             if not self.online_enabled:
                 raise NotFoundError(f"feature group {self.label} is not online-enabled")
-            return self._online_store.read_all(self.online_table, self.require_schema())
+            return self._online_store.read_all(self.online_table, self.require_schema(), self.primary_key)
         return self.offline.read(as_of_version)
 
     def select(self, features: Sequence[str]) -> LocalQuery:

@@ -94,12 +94,13 @@ class SqliteOnline:
                 found[row[:width]] = row[width:]
         return found
 
-    def read_all(self, table: str, schema: pl.Schema) -> pl.DataFrame:
-        """The whole table (empty with the right columns if it does not exist yet)."""
+    def read_all(self, table: str, schema: pl.Schema, primary_key: Sequence[str]) -> pl.DataFrame:
+        """The whole table in key order (empty with the right columns if it does not exist yet)."""
         if not self.has_table(table):
             return pl.DataFrame(schema=schema)
         raw_schema = {name: sqlite_codec.encoded_dtype(dtype) for name, dtype in schema.items()}
-        rows = self._reader().execute(f"SELECT {_names(schema.names())} FROM {_q(table)}").fetchall()
+        sql = f"SELECT {_names(schema.names())} FROM {_q(table)} ORDER BY {_names(primary_key)}"
+        rows = self._reader().execute(sql).fetchall()
         return sqlite_codec.decode(pl.DataFrame(rows, schema=raw_schema, orient="row"), schema)
 
     def count(self, table: str) -> int:

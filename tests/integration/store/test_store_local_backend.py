@@ -171,6 +171,8 @@ def test_online_rows_are_a_rowid_table_filled_in_key_order_and_an_overwrite_rebu
     assert "WITHOUT ROWID" not in ddl.upper() and "PRIMARY KEY" in ddl.upper()
     in_rowid_order = db.execute(f'SELECT customer_id, age FROM "{group.online_table}" ORDER BY rowid').fetchall()
     assert in_rowid_order == [("x", 24), ("y", 25), ("z", 26)]  # the old rows are gone, the new ones in key order
+    group.insert(pl.DataFrame({"customer_id": ["w"], "age": [23]}))  # stored after the others
+    assert group.read(online=True)["customer_id"].to_list() == ["w", "x", "y", "z"]  # read back in key order
 
 
 def test_get_or_create_refuses_a_changed_definition(local_project: Project) -> None:
