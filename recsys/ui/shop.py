@@ -28,7 +28,6 @@ from recsys.serving.actions import Purchase, record_click, record_purchase
 from recsys.store.base import Project
 
 INDEX_GROUP = "index_group_name"  # H&M's top level (Ladieswear, Menswear, ...): the cold-start form offers it
-N_PURCHASES = "n_purchases"
 LAST_PURCHASE = "last_purchase"
 
 
@@ -69,10 +68,13 @@ class Shop:
 
     @cached_property
     def active_customers(self) -> pl.Series:
-        """Ids of customers with at least one purchase in the online history, sorted."""
-        history = CUSTOMER_HISTORY.get(self.fs).read(online=True)
-        active = history.filter(pl.col(N_PURCHASES) > 0) if N_PURCHASES in history.columns else history
-        return active.get_column(CUSTOMER_ID).unique().sort()
+        """Ids of customers with at least one purchase (a history row), sorted.
+
+        One column of the offline history: the online table has the same customers, but reading it decodes every
+        row's lists (20 s for H&M's 1.4M customers, against 1 s).
+        """
+        history = CUSTOMER_HISTORY.get(self.fs).select([CUSTOMER_ID]).read()
+        return history.get_column(CUSTOMER_ID).unique().sort()
 
     def random_active_customer(self, rng: np.random.Generator) -> str | int:
         ids = self.active_customers
