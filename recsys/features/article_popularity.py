@@ -163,13 +163,12 @@ def article_popularity_events(
         safe = np.maximum(last, 0)
         return np.where((last >= 0) & (article[safe] == snap_article), last, -1)
 
-    def sold_before(days_back: int) -> np.ndarray:  # units of the snapshot's article sold before as_of - days_back
-        last = last_sale(days_back)
+    def sold_until(last: np.ndarray) -> np.ndarray:  # units of the article sold up to its sale ``last`` (0 if -1)
         return np.where(last >= 0, total[np.maximum(last, 0)], 0)
 
-    b0, b7, b14, b30 = (sold_before(d) for d in (0, 7, 14, 30))
-    units = (b0 - b7, b0 - b30, b7 - b14)
     now = last_sale(0)  # >= 0: a snapshot follows a sale of its article
+    b0, b7, b14, b30 = (sold_until(last) for last in (now, last_sale(7), last_sale(14), last_sale(30)))
+    units = (b0 - b7, b0 - b30, b7 - b14)
     spend, priced = (sales.get_column(c).to_numpy()[now] for c in (SPEND, PRICED_UNITS))
     # Keep a snapshot only where a number changed since the article's previous one (the first always counts).
     # The price changes only when priced units were added: comparing their (integer) count is exact.
