@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from recsys.store.local.feature_group import LocalFeatureGroup
 
 _ROW = "__row"
-_MATCH = "__matched"
+_RIGHT_ROW = "__right_row"
 
 
 @dataclass(frozen=True)
@@ -120,11 +120,11 @@ class LocalQuery(Query):
             if group.event_time is None:
                 raise SchemaError(f"feature group {group.label} has no event time; cannot filter by time")
             lazy = lazy.filter(between(group.event_time, schema[group.event_time], start, end))
-        frame = lazy.collect().with_row_index(_ROW)
+        frame = lazy.collect()
         for join in self.joins:
             frame = _apply(frame, join, group.event_time)
         keep = [*self.features, *[name for name in extra if name not in self.features]]
-        return frame.sort(_ROW).select(keep)
+        return frame.select(keep)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for a feature view's JSON (groups by name and version)."""
@@ -170,28 +170,32 @@ class LocalQuery(Query):
 
 
 def _apply(frame: pl.DataFrame, join: Join, left_time: str | None) -> pl.DataFrame:
-    """Join one right-hand query onto ``frame`` (which has the left keys and, if needed, the left event time)."""
+    """Join one right-hand query onto ``frame`` (which has the left keys and, if needed, the left event time).
+
+    The rows keep ``frame``'s order. Only the keys, event times and row numbers are joined and sorted; the
+    features (wide: lists, text) are then gathered once, by the matched row numbers, instead of sorted.
+    """
     right_group = join.query.group
     right_time = right_group.event_time
     key_names = [f"__rk{i}" for i in range(len(join.right_on))]
     extra = [*join.right_on, *([right_time] if right_time else [])]
     right = join.query.collect(extra=extra)
     renames = {name: f"{join.prefix or ''}{name}" for name in join.query.features}
-    right = right.select(
-        *[pl.col(key).alias(alias) for key, alias in zip(join.right_on, key_names, strict=True)],
-        *([pl.col(right_time).alias("__rt")] if right_time else []),
-        *[pl.col(name).alias(renamed) for name, renamed in renames.items()],
-    )
-    right = right.with_columns(
-        pl.col(alias).cast(frame.schema[left]) for alias, left in zip(key_names, join.left_on, strict=True)
-    ).with_columns(pl.lit(True).alias(_MATCH))
     clash = [name for name in renames.values() if name in frame.columns]
     if clash:
         raise SchemaError(f"joining {right_group.label} repeats column(s) {clash}; pass prefix= to join()")
+    keys = right.select(
+        *[
+            pl.col(key).cast(frame.schema[left]).alias(alias)
+            for key, left, alias in zip(join.right_on, join.left_on, key_names, strict=True)
+        ],
+        *([pl.col(right_time).alias("__rt")] if right_time else []),
+    ).with_row_index(_RIGHT_ROW)
+    left = frame.select(*join.left_on, *([left_time] if left_time else [])).with_row_index(_ROW)
     if left_time is not None and right_time is not None:
-        right = right.with_columns(pl.col("__rt").cast(frame.schema[left_time])).sort("__rt")
-        joined = frame.sort(left_time).join_asof(
-            right,
+        keys = keys.with_columns(pl.col("__rt").cast(frame.schema[left_time])).sort("__rt")
+        matched = left.sort(left_time).join_asof(
+            keys,
             left_on=left_time,
             right_on="__rt",
             by_left=list(join.left_on),
@@ -202,8 +206,13 @@ def _apply(frame: pl.DataFrame, join: Join, left_time: str | None) -> pl.DataFra
         )
     else:
         if right_time is not None:
-            right = right.sort("__rt").unique(subset=key_names, keep="last")
-        joined = frame.join(right, left_on=list(join.left_on), right_on=key_names, how="left", coalesce=True)
+            keys = keys.sort("__rt").unique(subset=key_names, keep="last")
+        matched = left.join(keys, left_on=list(join.left_on), right_on=key_names, how="left")
+    matched = matched.select(_ROW, _RIGHT_ROW).sort(_ROW, _RIGHT_ROW, nulls_last=True)
     if join.join_type == "inner":
-        joined = joined.filter(pl.col(_MATCH).is_not_null())
-    return joined.drop([*key_names, "__rt", _MATCH], strict=False)
+        matched = matched.filter(pl.col(_RIGHT_ROW).is_not_null())
+    rows = matched.get_column(_ROW)
+    if rows.len() != frame.height or not rows.equals(pl.int_range(frame.height, dtype=rows.dtype, eager=True)):
+        frame = frame[rows]  # an inner join dropped rows, or a key matched several right rows
+    features = right.select([pl.col(name).alias(renamed) for name, renamed in renames.items()])
+    return frame.hstack(features[matched.get_column(_RIGHT_ROW)].get_columns())

@@ -309,3 +309,35 @@ def test_fp16_index_answers_large_batches_from_its_decoded_vectors(local_project
     assert batch.height == small.height == 10 * big
     assert (batch["article_id"] == small["article_id"]).mean() > 0.999  # only near-ties may swap
     np.testing.assert_allclose(batch["score"].to_numpy(), small["score"].to_numpy(), atol=1e-5)
+
+
+def test_joins_keep_the_root_rows_order_and_gather_the_matched_rows(local_project: Project) -> None:
+    """The root's rows come back in stored order, whatever order the joins match them in (as-of: by time)."""
+    fs = local_project.feature_store
+    tx = fs.get_or_create_feature_group("tx_order", 1, ["customer_id", "article_id", "t_dat"], event_time="t_dat")
+    days = [datetime(2020, 1, d) for d in (9, 2, 5, 7)]
+    tx.insert(pl.DataFrame({"customer_id": ["a", "b", "a", "z"], "article_id": [1, 2, 3, 4], "t_dat": days}))
+    history = fs.get_or_create_feature_group("history_order", 1, ["customer_id"], event_time="as_of")
+    history.insert(
+        pl.DataFrame(
+            {
+                "customer_id": ["a", "a", "b"],
+                "as_of": [datetime(2020, 1, 1), datetime(2020, 1, 6), datetime(2020, 1, 1)],
+                "last": [["x"], ["x", "y"], ["w"]],
+            }
+        )
+    )
+    sizes = fs.get_or_create_feature_group("sizes_order", 1, ["article_id", "size"])  # several rows per article
+    sizes.insert(pl.DataFrame({"article_id": [3, 1, 3], "size": ["M", "S", "L"]}))
+    stored = tx.read().get_column("article_id").to_list()
+    got = tx.select_all().join(history.select(["last"]), on=["customer_id"]).read()
+    assert got["article_id"].to_list() == stored
+    by_article = dict(zip(got["article_id"], got["last"].to_list(), strict=True))
+    assert by_article == {1: ["x", "y"], 2: ["w"], 3: ["x"], 4: None}  # z has no history: a null list
+    inner = tx.select(["article_id"]).join(sizes.select(["size"]), on=["article_id"], join_type="inner").read()
+    assert inner["article_id"].to_list() == [a for a in stored if a in (1, 3) for _ in range(1 if a == 1 else 2)]
+    assert sorted(inner.filter(pl.col("article_id") == 3)["size"].to_list()) == ["L", "M"]
+    unmatched = fs.get_or_create_feature_group("colours_order", 1, ["article_id"])
+    unmatched.insert(pl.DataFrame({"article_id": [99], "colour": ["red"]}))
+    left = tx.select(["article_id"]).join(unmatched.select(["colour"]), on=["article_id"]).read()
+    assert left["article_id"].to_list() == stored and left["colour"].null_count() == 4
