@@ -16,6 +16,7 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT
 from recsys.errors import RecsysError
+from recsys.store.timeparse import between
 
 
 class TrainingDataError(RecsysError):
@@ -73,6 +74,14 @@ def check_share(kind: str, share: float) -> None:
     """A row split's test share: validation takes as many rows again, so training keeps more than none."""
     if not 0 < share < 0.5:
         raise TrainingDataError(f"the {kind} split's test share must be in (0, 0.5), not {share}")
+
+
+def split_by_time(rows: pl.DataFrame, periods: Split) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Train, validation and test rows of ``periods`` by ``t_dat``, each period's start inclusive (design §6)."""
+    dtype = rows.schema[T_DAT]
+    bounds = ((None, periods.val_start), (periods.val_start, periods.test_start), (periods.test_start, periods.end))
+    train, val, test = (rows.filter(between(T_DAT, dtype, start, end)) for start, end in bounds)
+    return train, val, test
 
 
 def split_per_customer(rows: pl.DataFrame, share: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

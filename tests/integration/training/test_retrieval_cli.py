@@ -99,6 +99,15 @@ def test_embeddings_cover_the_catalogue_and_match_the_registered_tower(trained: 
     assert hits["article_id"].to_list() == sample["article_id"].head(3).to_list()  # each vector finds itself
 
 
+def test_the_time_split_cuts_one_read_as_the_view_cuts_it(trained: Trained) -> None:
+    """Training reads the view once and splits it in memory: the same rows as the view's own split, in order."""
+    data = load_retrieval_data(trained.project)
+    view = trained.project.feature_store.get_feature_view(*RETRIEVAL_VIEW)
+    train, val, test, *_ = view.train_validation_test_split(data.split.val_start, data.split.test_start)
+    for got, expected in ((data.train, train), (data.val, val), (data.test, test)):
+        assert expected.height > 0 and got.equals(expected)
+
+
 def test_unseen_articles_land_among_their_category(trained: Trained) -> None:
     """An article no one bought in training still gets a vector near articles of its own product type."""
     data = load_retrieval_data(trained.project)

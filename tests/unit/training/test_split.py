@@ -8,13 +8,30 @@ from datetime import datetime, timedelta
 import polars as pl
 import pytest
 
-from recsys.training.splits import Split, TrainingDataError, split_per_customer, split_random
+from recsys.training.splits import Split, TrainingDataError, split_by_time, split_per_customer, split_random
 
 
 def test_time_split_boundaries_are_the_last_weeks() -> None:
     split = Split.before(datetime(2020, 9, 23))
     assert (split.val_start, split.test_start) == (datetime(2020, 9, 9), datetime(2020, 9, 16))
     assert not split.per_row and split.describe() == "train < 2020-09-09 ≤ validation < 2020-09-16 ≤ test < 2020-09-23"
+
+
+def test_time_split_puts_each_row_in_the_period_its_time_falls_in() -> None:
+    split = Split.before(datetime(2020, 9, 23))
+    times = [
+        datetime(2020, 9, 8, 23, 59),  # the last minute of training
+        datetime(2020, 9, 9),  # validation starts at its midnight
+        datetime(2020, 9, 15, 23, 59),
+        datetime(2020, 9, 16),  # so does test
+        datetime(2020, 9, 22, 23, 59),
+        datetime(2019, 1, 1),
+    ]
+    rows = pl.DataFrame({"t_dat": times, "article_id": range(len(times))})
+    parts = split_by_time(rows, split)
+    assert [part["article_id"].to_list() for part in parts] == [[0, 5], [1, 2], [3, 4]]  # in the rows' order
+    dates = rows.with_columns(pl.col("t_dat").dt.date())  # a Date column is cut at the same days
+    assert [part["article_id"].to_list() for part in split_by_time(dates, split)] == [[0, 5], [1, 2], [3, 4]]
 
 
 def test_each_customer_keeps_time_order_across_the_parts() -> None:
