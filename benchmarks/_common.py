@@ -8,6 +8,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -34,6 +35,26 @@ def machine() -> dict[str, object]:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def small_store(home: Path) -> tuple[Any, Any]:
+    """The ``small`` preset's dataset and a project over ``home``, backfilled on first use (its retrieval view)."""
+    from recsys.config import load_settings
+    from recsys.data.sources import load_dataset
+    from recsys.pipeline.feature_job import backfill
+    from recsys.pipeline.views import RETRIEVAL_VIEW
+    from recsys.store import connect
+    from recsys.store.errors import NotFoundError
+
+    settings = load_settings(home=home)
+    dataset = load_dataset("synthetic:small", settings)
+    project = connect(settings)
+    try:
+        project.feature_store.get_feature_view(*RETRIEVAL_VIEW)
+    except NotFoundError:
+        print(f"backfilling synthetic:small into {home} (once)...", flush=True)
+        backfill(project, dataset)
+    return dataset, project
 
 
 def write_result(

@@ -43,17 +43,13 @@ import polars as pl
 import tf_keras as keras
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_result
+from _common import small_store, write_result
 
-from recsys.config import load_settings
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
-from recsys.data.sources import load_dataset
 from recsys.features.customer_history import LAST_ARTICLES
-from recsys.pipeline.feature_job import backfill
-from recsys.store import connect
 from recsys.training.retrieval_data import ARTICLE_INDEX, candidate_inputs, catalogue_rows, encode
 from recsys.training.retrieval_eval import embed
-from recsys.training.retrieval_job import RetrievalData, TrainingDataError, load_retrieval_data
+from recsys.training.retrieval_job import RetrievalData, load_retrieval_data
 from recsys.training.two_tower import (
     PackedRows,
     TwoTowerConfig,
@@ -71,15 +67,8 @@ TARGETS = {"small_ms_per_1k_examples": 10.0, "hm_epoch_minutes": 6.0, "peak_rss_
 
 def small_data(home: Path) -> tuple[dict, RetrievalData]:
     """The small preset's spec features and retrieval data, backfilling the store on first use."""
-    settings = load_settings(home=home)
-    dataset = load_dataset("synthetic:small", settings)
-    project = connect(settings)
-    try:
-        return dataset.features, load_retrieval_data(project)
-    except TrainingDataError:
-        print(f"backfilling synthetic:small into {home} (once)...", flush=True)
-        backfill(project, dataset)
-        return dataset.features, load_retrieval_data(project)
+    dataset, project = small_store(home)
+    return dataset.features, load_retrieval_data(project)
 
 
 def hm_shaped(train: pl.DataFrame, articles: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
