@@ -148,7 +148,12 @@ def _two_tower_config(set_: list[str], epochs: int | None, seed: int, split: str
 
 
 def _retrieval(
-    settings: Settings, config: Any, load_oracle: OracleLoader, split: str = "time", share: float | None = None
+    settings: Settings,
+    config: Any,
+    load_oracle: OracleLoader,
+    split: str = "time",
+    share: float | None = None,
+    data: Any = None,
 ) -> str:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
@@ -158,6 +163,7 @@ def _retrieval(
         connect(settings),
         dataset_features(settings.dataset, settings),
         config,
+        data=data,
         oracle=load_oracle(),
         split=split,
         share=share,
@@ -178,6 +184,7 @@ def _ranking(
     iterations: int | None,
     objective: str,
     load_oracle: OracleLoader,
+    data: Any = None,
 ) -> None:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
@@ -195,6 +202,7 @@ def _ranking(
         dataset_features(settings.dataset, settings),
         config,
         run_id=run,
+        data=data,
         n_candidates=candidates,
         n_train_weeks=weeks,
         oracle=load_oracle(),
@@ -276,11 +284,13 @@ def all_steps(
     """One run: retrieval -> embed (the inference pipeline's step) -> ranking, all under one run id."""
     from recsys.inference.embed import embed_catalogue
     from recsys.store import connect
+    from recsys.training.retrieval_job import load_retrieval_data
 
     settings = load_settings(backend=backend, home=home, seed=seed, dataset=dataset)
     config = _two_tower_config(set_, epochs, settings.seed)
     quiet_tensorflow()
     load_oracle = cache(partial(oracle_for, settings))  # one object: both evaluations share its estimated tastes
-    run_id = _retrieval(settings, config, load_oracle)
+    data = load_retrieval_data(connect(settings))  # read once: both steps train on its time split
+    run_id = _retrieval(settings, config, load_oracle, data=data)
     embed_catalogue(connect(settings), run_id, log=lambda line: console.print(line))
-    _ranking(settings, run_id, candidates, weeks, iterations, objective, load_oracle)
+    _ranking(settings, run_id, candidates, weeks, iterations, objective, load_oracle, data=data)

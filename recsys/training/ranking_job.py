@@ -147,15 +147,19 @@ def train_ranking(
     config: RankerConfig = RankerConfig(),
     *,
     run_id: str | None = None,
+    data: RetrievalData | None = None,
     n_candidates: int = 100,
     n_train_weeks: int = 4,
     oracle: Any = None,
     log: Callable[[str], None] = print,
 ) -> RankingResult:
-    """Train the ranker on the run's candidates, evaluate the pipeline, register it and write the report."""
+    """Train the ranker on the run's candidates, evaluate the pipeline, register it and write the report.
+
+    ``data``: the time split's retrieval data when the caller has it already (``load_retrieval_data``).
+    """
     started = time.perf_counter()
     run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
-    data = load_retrieval_data(project)
+    data = data or load_retrieval_data(project)
     generate = candidate_generator(run, data)
     log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
     ranking, ranker, history, table = fit_ranking(
