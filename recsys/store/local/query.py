@@ -191,7 +191,7 @@ def _apply(frame: pl.DataFrame, join: Join, left_time: str | None) -> pl.DataFra
         ],
         *([pl.col(right_time).alias("__rt")] if right_time else []),
     ).with_row_index(_RIGHT_ROW)
-    left = frame.select(*join.left_on, *([left_time] if left_time else [])).with_row_index(_ROW)
+    left = frame.select(list(dict.fromkeys([*join.left_on, *([left_time] if left_time else [])]))).with_row_index(_ROW)
     if left_time is not None and right_time is not None:
         keys = keys.with_columns(pl.col("__rt").cast(frame.schema[left_time])).sort("__rt")
         matched = left.sort(left_time).join_asof(

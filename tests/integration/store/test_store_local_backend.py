@@ -341,3 +341,7 @@ def test_joins_keep_the_root_rows_order_and_gather_the_matched_rows(local_projec
     unmatched.insert(pl.DataFrame({"article_id": [99], "colour": ["red"]}))
     left = tx.select(["article_id"]).join(unmatched.select(["colour"]), on=["article_id"]).read()
     assert left["article_id"].to_list() == stored and left["colour"].null_count() == 4
+    promos = fs.get_or_create_feature_group("promos_order", 1, ["customer_id", "t_dat"])  # keyed by the time too
+    promos.insert(pl.DataFrame({"customer_id": ["a"], "t_dat": [datetime(2020, 1, 5)], "promo": [True]}))
+    on_day = tx.select_all().join(promos.select(["promo"]), on=["customer_id", "t_dat"]).read()
+    assert on_day["promo"].to_list() == [True if a == 3 else None for a in stored]
