@@ -214,5 +214,7 @@ def _apply(frame: pl.DataFrame, join: Join, left_time: str | None) -> pl.DataFra
     rows = matched.get_column(_ROW)
     if rows.len() != frame.height or not rows.equals(pl.int_range(frame.height, dtype=rows.dtype, eager=True)):
         frame = frame[rows]  # an inner join dropped rows, or a key matched several right rows
+    if not renames:  # a join that only filters (inner) or keeps rows: no columns to add
+        return frame
     features = right.select([pl.col(name).alias(renamed) for name, renamed in renames.items()])
     return frame.hstack(features[matched.get_column(_RIGHT_ROW)].get_columns())

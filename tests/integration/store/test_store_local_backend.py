@@ -345,3 +345,6 @@ def test_joins_keep_the_root_rows_order_and_gather_the_matched_rows(local_projec
     promos.insert(pl.DataFrame({"customer_id": ["a"], "t_dat": [datetime(2020, 1, 5)], "promo": [True]}))
     on_day = tx.select_all().join(promos.select(["promo"]), on=["customer_id", "t_dat"]).read()
     assert on_day["promo"].to_list() == [True if a == 3 else None for a in stored]
+    no_features = tx.select(["article_id"]).join(sizes.select([]), on=["article_id"], join_type="inner").read()
+    assert no_features.columns == ["article_id"]  # a join without features only filters (the MovieLens customers)
+    assert no_features["article_id"].to_list() == inner["article_id"].to_list()
