@@ -19,6 +19,7 @@ import polars as pl
 
 from recsys.store.base import JoinType, Query, TimeLike
 from recsys.store.errors import SchemaError
+from recsys.store.local.online import newest_per_key
 from recsys.store.timeparse import between
 
 if TYPE_CHECKING:
@@ -191,8 +192,9 @@ def _apply(frame: pl.DataFrame, join: Join, left_time: str | None) -> pl.DataFra
         ],
         *([pl.col(right_time).alias("__rt")] if right_time else []),
     ).with_row_index(_RIGHT_ROW)
-    left = frame.select(list(dict.fromkeys([*join.left_on, *([left_time] if left_time else [])]))).with_row_index(_ROW)
-    if left_time is not None and right_time is not None:
+    as_of = left_time is not None and right_time is not None
+    left = frame.select(list(dict.fromkeys([*join.left_on, *([left_time] if as_of else [])]))).with_row_index(_ROW)
+    if as_of:
         keys = keys.with_columns(pl.col("__rt").cast(frame.schema[left_time])).sort("__rt")
         matched = left.sort(left_time).join_asof(
             keys,
@@ -206,7 +208,7 @@ def _apply(frame: pl.DataFrame, join: Join, left_time: str | None) -> pl.DataFra
         )
     else:
         if right_time is not None:
-            keys = keys.sort("__rt").unique(subset=key_names, keep="last")
+            keys = newest_per_key(keys, key_names, "__rt")
         matched = left.join(keys, left_on=list(join.left_on), right_on=key_names, how="left")
     matched = matched.select(_ROW, _RIGHT_ROW).sort(_ROW, _RIGHT_ROW, nulls_last=True)
     if join.join_type == "inner":
