@@ -154,13 +154,14 @@ def _retrieval(
     split: str = "time",
     share: float | None = None,
     data: Any = None,
+    project: Any = None,
 ) -> str:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
     from recsys.training.retrieval_job import train_retrieval
 
     result = train_retrieval(
-        connect(settings),
+        project or connect(settings),
         dataset_features(settings.dataset, settings),
         config,
         data=data,
@@ -185,6 +186,7 @@ def _ranking(
     objective: str,
     load_oracle: OracleLoader,
     data: Any = None,
+    project: Any = None,
 ) -> None:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
@@ -198,7 +200,7 @@ def _ranking(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--objective") from None
     result = train_ranking(
-        connect(settings),
+        project or connect(settings),
         dataset_features(settings.dataset, settings),
         config,
         run_id=run,
@@ -290,7 +292,8 @@ def all_steps(
     config = _two_tower_config(set_, epochs, settings.seed)
     quiet_tensorflow()
     load_oracle = cache(partial(oracle_for, settings))  # one object: both evaluations share its estimated tastes
-    data = load_retrieval_data(connect(settings))  # read once: both steps train on its time split
-    run_id = _retrieval(settings, config, load_oracle, data=data)
-    embed_catalogue(connect(settings), run_id, log=lambda line: console.print(line))
-    _ranking(settings, run_id, candidates, weeks, iterations, objective, load_oracle, data=data)
+    project = connect(settings)  # one connection (on Hopsworks, one login) for every step
+    data = load_retrieval_data(project)  # read once: both steps train on its time split
+    run_id = _retrieval(settings, config, load_oracle, data=data, project=project)
+    embed_catalogue(project, run_id, log=lambda line: console.print(line))
+    _ranking(settings, run_id, candidates, weeks, iterations, objective, load_oracle, data=data, project=project)
