@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -30,11 +31,11 @@ from recsys.pipeline.views import RETRIEVAL_VIEW
 from recsys.training.retrieval_job import load_retrieval_data
 
 
-def _seconds(run: object, repeats: int) -> list[float]:
+def _seconds(run: Callable[[], object], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        run()  # type: ignore[operator]
+        run()
         times.append(time.perf_counter() - started)
     return times
 
