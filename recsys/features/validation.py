@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from recsys.data.dataset import FeatureSpec
+from recsys.features.arrays import never_decreasing
 from recsys.features.common import cutoff, feature_name
 from recsys.features.customers import AGE, AGE_GROUP, AGE_GROUPS, AGE_RANGE, MISSING_SUFFIX, UNKNOWN_AGE
 from recsys.store.errors import MAX_SAMPLE_ROWS, SchemaError, ValidationError, format_rows
@@ -149,9 +150,14 @@ def shares(values: str, column: str, tolerance: float = 1e-6) -> Rule:
 def gaps(ids: str, column: str) -> Rule:
     """Day gaps beside a list of ids: one per id, the first 0 (the last purchase itself), never decreasing."""
     g = pl.col(column)
+    shape = (g.list.len() == pl.col(ids).list.len()) & (g.list.first() == 0)
     steps = g.list.diff(null_behavior="drop").list.min().fill_null(0)
-    expr = (g.list.len() == pl.col(ids).list.len()) & (g.list.first() == 0) & (steps >= 0)
-    return Rule(f"{column}_gaps", column, expr, f"{column} must start at 0, never decrease, and hold one per {ids}")
+
+    def mask(df: pl.DataFrame) -> pl.Series:  # the same as `check`, with the steps on flat values
+        return df.select(shape.fill_null(False)).to_series() & never_decreasing(df.get_column(column))
+
+    description = f"{column} must start at 0, never decrease, and hold one per {ids}"
+    return Rule(f"{column}_gaps", column, shape & (steps >= 0), description, mask=mask)
 
 
 def midnight(column: str) -> Rule:
@@ -240,9 +246,11 @@ def _masks(df: pl.DataFrame, rules: Sequence[Rule], group: str) -> pl.DataFrame:
                 f"(columns: {df.columns})",
                 column=missing[0],
             )
-    masks = df.select(r.check.fill_null(False).alias(f"_rule{i}") for i, r in enumerate(rules) if r.mask is None)
+    checked = df.select(r.check.fill_null(False).alias(f"_rule{i}") for i, r in enumerate(rules) if r.mask is None)
     own = [r.mask(df).alias(f"_rule{i}") for i, r in enumerate(rules) if r.mask is not None]
-    return masks.with_columns(own).select(f"_rule{i}" for i in range(len(rules)))
+    # from the Series, not `with_columns`: when every rule has its own mask, `checked` has no rows to extend
+    masks = pl.DataFrame([*checked.get_columns(), *own])
+    return masks.select(f"_rule{i}" for i in range(len(rules)))
 
 
 def validate(df: pl.DataFrame, group: str, rules: Sequence[Rule]) -> pl.DataFrame:

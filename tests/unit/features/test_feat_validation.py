@@ -20,7 +20,7 @@ from recsys.features import (
     transaction_features,
     validate,
 )
-from recsys.features.validation import in_range, not_null
+from recsys.features.validation import gaps, in_range, not_null, unique
 from recsys.store.errors import SchemaError, ValidationError
 
 NOW = datetime(2020, 1, 10, 12)
@@ -63,6 +63,28 @@ def test_primary_key_unique() -> None:
     df = _tx().vstack(_tx().head(1))
     err = _fails("transactions", df, "primary_key_unique", "customer_id", "'customer_id': 'c1'")
     assert err.n_bad == 2  # both copies are shown as offending
+
+
+def test_rules_that_all_bring_their_own_mask_check_the_frame() -> None:
+    df = _tx().vstack(_tx().head(1))
+    with pytest.raises(FeatureValidationError, match="primary_key_unique"):
+        validate(df, "transactions", [unique(["customer_id", "article_id", "t_dat"])])
+    good, bad = split_valid(df, [unique(["customer_id", "article_id", "t_dat"])])
+    assert (good.height, bad.height) == (1, 2)
+
+
+def test_the_gaps_rules_own_mask_equals_its_expression() -> None:
+    rule = gaps("ids", "g")
+    df = pl.DataFrame(
+        {
+            "ids": [[1, 2], [1, 2], [1], [1, 2], None, [], [1, 2, 3]],
+            "g": [[0, 4], [0, 3, 5], [1], [0, None], [0], [], [0, 5, 2]],
+        },
+        schema={"ids": pl.List(pl.Int64), "g": pl.List(pl.Int32)},
+    )
+    assert rule.mask is not None
+    assert rule.mask(df).to_list() == df.select(rule.check.fill_null(False)).to_series().to_list()
+    assert rule.mask(df).to_list() == [True, False, False, True, False, False, False]
 
 
 def test_price_not_negative() -> None:
