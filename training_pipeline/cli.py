@@ -177,28 +177,30 @@ def _retrieval(
     return result.run_id
 
 
+def _ranker_config(seed: int, iterations: int | None, objective: str) -> Any:
+    """The ranker's config from the flags, or a usage error naming ``--objective`` (before any work starts)."""
+    from recsys.training.ranking import RankerConfig
+
+    try:
+        return RankerConfig(seed=seed, objective=objective, **({"iterations": iterations} if iterations else {}))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--objective") from None
+
+
 def _ranking(
     settings: Settings,
     run: str | None,
     candidates: int,
     weeks: int,
-    iterations: int | None,
-    objective: str,
+    config: Any,
     load_oracle: OracleLoader,
     data: Any = None,
     project: Any = None,
 ) -> None:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
-    from recsys.training.ranking import RankerConfig
     from recsys.training.ranking_job import train_ranking
 
-    try:
-        config = RankerConfig(
-            seed=settings.seed, objective=objective, **({"iterations": iterations} if iterations else {})
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--objective") from None
     result = train_ranking(
         project or connect(settings),
         dataset_features(settings.dataset, settings),
@@ -266,8 +268,9 @@ def ranking(
 ) -> None:
     """Train the CatBoost ranker on the run's own candidates; evaluate the whole pipeline; write the report."""
     settings = load_settings(backend=backend, home=home, seed=seed, dataset=dataset)
+    config = _ranker_config(settings.seed, iterations, objective)
     quiet_tensorflow()
-    _ranking(settings, run, candidates, weeks, iterations, objective, partial(oracle_for, settings))
+    _ranking(settings, run, candidates, weeks, config, partial(oracle_for, settings))
 
 
 @app.command("all")
@@ -290,10 +293,11 @@ def all_steps(
 
     settings = load_settings(backend=backend, home=home, seed=seed, dataset=dataset)
     config = _two_tower_config(set_, epochs, settings.seed)
+    ranker_config = _ranker_config(settings.seed, iterations, objective)  # a bad flag stops before the towers train
     quiet_tensorflow()
     load_oracle = cache(partial(oracle_for, settings))  # one object: both evaluations share its estimated tastes
     project = connect(settings)  # one connection (on Hopsworks, one login) for every step
     data = load_retrieval_data(project)  # read once: both steps train on its time split
     run_id = _retrieval(settings, config, load_oracle, data=data, project=project)
     embed_catalogue(project, run_id, log=lambda line: console.print(line))
-    _ranking(settings, run_id, candidates, weeks, iterations, objective, load_oracle, data=data, project=project)
+    _ranking(settings, run_id, candidates, weeks, ranker_config, load_oracle, data=data, project=project)

@@ -185,6 +185,15 @@ def test_bad_config_override_is_named(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "embedding_size" in proc.stderr
 
 
+def test_all_refuses_a_bad_objective_before_training(trained: Trained) -> None:
+    runs = len(list_runs(trained.project.model_registry))
+    flags = ["--dataset", "synthetic:tiny", "--epochs", "1", "--objective", "Hinge"]
+    proc = run("training_pipeline", "all", *flags, home=trained.home)
+    assert proc.returncode == 2 and "--objective" in proc.stderr and "Hinge" in proc.stderr
+    assert "epoch" not in proc.stdout
+    assert len(list_runs(trained.project.model_registry)) == runs
+
+
 def test_a_spec_of_another_data_set_is_refused_before_training(trained: Trained, tmp_path: Path) -> None:
     spec = tmp_path / "other.yaml"
     spec.write_text(
