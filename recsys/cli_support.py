@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from recsys.errors import RecsysError
+from recsys.native_stderr import filter_tensorflow_start
 
 # TFRS needs Keras 2; this must be set before TensorFlow is first imported (design §10).
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -36,10 +37,16 @@ def fail(message: str) -> None:
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's Python warnings (retracing, SavedModel compile notes) out of the program's output."""
+    """Import TensorFlow (its start-up chatter filtered, see below) and keep its Python warnings (retracing,
+    SavedModel compile notes) out of the program's output."""
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+
+
+# TensorFlow's native start-up lines ignore TF_CPP_MIN_LOG_LEVEL since it logs through absl: filter them wherever
+# the program first imports it.
+filter_tensorflow_start()
 
 
 def run_app(app: typer.Typer, argv: list[str] | None = None) -> None:

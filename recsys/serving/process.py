@@ -20,6 +20,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from recsys.native_stderr import filter_tensorflow_start
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 ROLES = ("query_transformer", "query_predictor", "ranking_transformer", "ranking_predictor")
@@ -229,4 +231,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    filter_tensorflow_start()  # the predictors' logs start with what they say, not TensorFlow's start-up lines
     sys.exit(main())
