@@ -20,7 +20,7 @@ from recsys.features import (
     transaction_features,
     validate,
 )
-from recsys.features.validation import gaps, in_range, not_null, unique
+from recsys.features.validation import gaps, in_range, not_null, references, unique
 from recsys.store.errors import SchemaError, ValidationError
 
 NOW = datetime(2020, 1, 10, 12)
@@ -85,6 +85,21 @@ def test_the_gaps_rules_own_mask_equals_its_expression() -> None:
     assert rule.mask is not None
     assert rule.mask(df).to_list() == df.select(rule.check.fill_null(False)).to_series().to_list()
     assert rule.mask(df).to_list() == [True, False, False, True, False, False, False]
+
+
+@pytest.mark.parametrize("ids", [["c1", "c3", "c1"], []])
+def test_the_references_rules_own_mask_equals_its_expression(ids: list[str]) -> None:
+    df = pl.DataFrame({"customer_id": ["c1", "c2", None, "c3", "c1"], "other": [1, 2, 3, 4, 5]})
+    rule = references("customer_id", pl.Series("whatever", ids, dtype=pl.String), "customers")
+    assert rule.mask is not None
+    expected = df.select(rule.check.fill_null(False)).to_series().to_list()
+    assert rule.mask(df).to_list() == expected
+    assert expected == ([True, False, False, True, True] if ids else [False] * 5)
+    as_numbers = pl.DataFrame({"customer_id": [1, None]})  # another id type: the expression decides (it refuses)
+    for check in (rule.mask, lambda frame: frame.select(rule.check)):
+        with pytest.raises(pl.exceptions.InvalidOperationError, match="is_in"):
+            check(as_numbers)
+    assert references("article_id", pl.Series([1, 2]), "articles").mask is None  # integers: the expression is faster
 
 
 def test_price_not_negative() -> None:
