@@ -144,25 +144,46 @@ class TwoTowerConfig:
     eval_k: int = 100  # early stopping watches validation recall@eval_k
 
     def __post_init__(self) -> None:
-        if (
-            self.embedding_dim < 1
-            or self.batch_size < 2
-            or self.epochs < 1
-            or self.temperature <= 0
-            or self.popularity_weight < 0
-            or self.uniform_negatives < 0
-            or self.negatives < 0
-            or self.steps_per_execution < 1
-        ):
-            raise ValueError(f"invalid two-tower config: {self}")
+        rules = {
+            "embedding_dim": self.embedding_dim >= 1,
+            "batch_size": self.batch_size >= 2,
+            "epochs": self.epochs >= 1,
+            "temperature": self.temperature > 0,
+            "popularity_weight": self.popularity_weight >= 0,
+            "uniform_negatives": self.uniform_negatives >= 0,
+            "negatives": self.negatives >= 0,
+            "steps_per_execution": self.steps_per_execution >= 1,
+        }
+        bad = [key for key, ok in rules.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid two-tower config: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TwoTowerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        """The config with ``values`` (from JSON or ``--set``) over the defaults; a key of the wrong type is named."""
+        defaults = {f.name: f.default for f in fields(cls)}
+        unknown = sorted(set(values) - set(defaults))
         if unknown:
-            raise ValueError(f"unknown two-tower config keys {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+            raise ValueError(f"unknown two-tower config keys {unknown}; known: {sorted(defaults)}")
+        return cls(**{k: _typed(k, v, defaults[k]) for k, v in values.items()})
+
+
+def _typed(key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of ``default`` (bool, int, float or a tuple of ints), or a ValueError naming ``key``."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = is_int, "an integer"
+    elif isinstance(default, float):
+        ok, kind, value = is_int or isinstance(value, float), "a number", float(value) if is_int else value
+    else:
+        ok, kind = isinstance(value, list | tuple), "a list of integers"
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        value = tuple(value) if ok else value
+    if not ok:
+        raise ValueError(f"two-tower config key {key!r} must be {kind}, not {value!r}")
+    return value
 
 
 # -- towers ---------------------------------------------------------------------------------------------------

@@ -180,9 +180,13 @@ def test_training_on_an_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     assert_clean_error(proc, "retrieval", "feature_pipeline backfill")
 
 
-def test_bad_config_override_is_named(tmp_path: Path) -> None:
-    proc = run("training_pipeline", "retrieval", "--set", "embedding_size=8", home=tmp_path)
-    assert proc.returncode == 2 and "embedding_size" in proc.stderr
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [("embedding_size=8", "embedding_size"), ("embedding_dim=abc", "'embedding_dim' must be an integer")],
+)
+def test_bad_config_override_is_named(tmp_path: Path, override: str, named: str) -> None:
+    proc = run("training_pipeline", "retrieval", "--set", override, home=tmp_path)
+    assert proc.returncode == 2 and named in proc.stderr
 
 
 def test_all_refuses_a_bad_objective_before_training(trained: Trained) -> None:

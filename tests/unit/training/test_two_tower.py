@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +240,29 @@ def test_vocabularies_are_not_tracked_item_by_item() -> None:
 def test_no_customer_id_vocabulary_unless_the_tower_uses_it(model: TwoTowerModel) -> None:
     assert not CONFIG.use_customer_id
     assert model.query_model.get_layer("customer_id_lookup").vocabulary_size() == 2  # OOV and a placeholder
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("embedding_dim", "abc", "an integer"),
+        ("embedding_dim", 8.5, "an integer"),
+        ("epochs", True, "an integer"),
+        ("temperature", "hot", "a number"),
+        ("popularity_correction", 1, "true or false"),
+        ("hidden_units", [64, "x"], "a list of integers"),
+        ("hidden_units", 64, "a list of integers"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_named(key: str, value: object, kind: str) -> None:
+    with pytest.raises(ValueError, match=f"'{key}' must be {kind}"):
+        TwoTowerConfig.from_dict({key: value})
+
+
+def test_config_values_are_converted_and_bad_ranges_are_named() -> None:
+    config = TwoTowerConfig.from_dict({"temperature": 1, "hidden_units": [32, 16], "embedding_dim": 8})
+    assert config.temperature == 1.0 and isinstance(config.temperature, float)
+    assert config.hidden_units == (32, 16) and config.embedding_dim == 8
+    assert TwoTowerConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config  # as saved with a model
+    with pytest.raises(ValueError, match=r"invalid two-tower config: epochs=0, negatives=-1$"):
+        TwoTowerConfig.from_dict({"epochs": 0, "negatives": -1})
