@@ -87,17 +87,28 @@ def unique(columns: Sequence[str]) -> Rule:
     )
 
 
-def in_range(column: str, low: float | None = None, high: float | None = None, *, allow_null: bool = False) -> Rule:
-    """``low <= value <= high`` (either bound may be open); nulls pass only with ``allow_null``."""
+def in_range(
+    column: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    allow_null: bool = False,
+    finite: bool = False,
+) -> Rule:
+    """``low <= value <= high`` (either bound may be open); nulls pass only with ``allow_null``. With ``finite``,
+    NaN and ±inf fail too (polars orders NaN above every number, so ``NaN >= 0`` alone would pass)."""
     expr = pl.lit(True)
     if low is not None:
         expr = expr & (pl.col(column) >= low)
     if high is not None:
         expr = expr & (pl.col(column) <= high)
+    if finite:  # cast: is_finite has no integer or decimal kernel
+        expr = expr & pl.col(column).cast(pl.Float64).is_finite()
     if allow_null:
         expr = pl.col(column).is_null() | expr
     bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-    return Rule(f"{column}_in_range", column, expr, f"{column} must be in {bounds}{' or null' if allow_null else ''}")
+    what = f"a finite number in {bounds}" if finite else f"in {bounds}"
+    return Rule(f"{column}_in_range", column, expr, f"{column} must be {what}{' or null' if allow_null else ''}")
 
 
 def not_empty(column: str) -> Rule:
@@ -223,7 +234,7 @@ def rules_for(
     elif group == "articles":
         rules += [not_empty(c) for c in ("description",) if c in cols]
     elif group == "transactions":
-        rules += [in_range("quantity", 1), in_range("price", 0, allow_null=True), midnight("t_dat")]
+        rules += [in_range("quantity", 1), in_range("price", 0, allow_null=True, finite=True), midnight("t_dat")]
         rules += month_rules() if {"month_sin", "month_cos"} <= cols else []
         if today is not None:
             rules.append(not_after("t_dat", now if isinstance(now, datetime) else today))

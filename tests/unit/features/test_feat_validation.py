@@ -106,6 +106,14 @@ def test_price_not_negative() -> None:
     _fails("transactions", _tx().with_columns(price=pl.lit(-1.0)), "price_in_range", "price", "'price': -1.0")
 
 
+@pytest.mark.parametrize("price", [float("nan"), float("inf")])
+def test_price_is_a_finite_number(price: float) -> None:
+    # NaN sorts above every number in polars: without the finiteness check it passes `price >= 0`
+    _fails("transactions", _tx().with_columns(price=pl.lit(price)), "price_in_range", "price", "'price': ")
+    unpriced = _tx().with_columns(price=pl.lit(None, pl.Float64))  # a missing price stays allowed
+    assert validate(unpriced, "transactions", rules_for("transactions", unpriced)).height == 2
+
+
 def test_quantity_at_least_one() -> None:
     bad = _tx().with_columns(quantity=pl.lit(0, dtype=pl.Int32))
     _fails("transactions", bad, "quantity_in_range", "quantity", "'quantity': 0")
