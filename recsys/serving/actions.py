@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from numbers import Integral, Real
 from typing import Any
 
 import polars as pl
@@ -24,6 +25,7 @@ from recsys.errors import RecsysError
 from recsys.features.common import MISSING, cutoff
 from recsys.features.customer_history import AS_OF, customer_history_as_of, market_prices
 from recsys.features.transactions import month_features
+from recsys.features.validation import FeatureValidationError, Rule, rules_for, validate
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS, GroupDef
 from recsys.pipeline.views import ARTICLES_VIEW
 from recsys.serving.requests import utc_now
@@ -68,20 +70,33 @@ def record_purchase(
     on the same day adds to that day's quantity. ``extra`` gives values for other transaction columns (e.g. a
     sales channel); those not given are null (``MISSING`` for categories). ``n_last`` must be the feature
     pipeline's history length.
+
+    Every argument is checked before anything is written, and a bad one is an :class:`ActionError` that names it:
+    ``customer_id`` of the store's id type (a non-empty string for H&M), ``quantity`` an integer >= 1, ``price``
+    (when given) finite and >= 0, the purchase row passing the feature pipeline's transaction rules and the
+    history row its ``customer_history`` rules. ``when`` may be no later than today (the pipeline's future-date
+    rule), and no earlier than the customer's latest stored purchase day: the stored history snapshots after an
+    earlier day would not count it (point in time, design §3), and the online row could go back in time.
+    Late purchases belong in the source data, for the feature pipeline. A new customer's first purchase may not
+    predate the transactions group's first day either.
     """
-    if quantity < 1:
-        raise ActionError(f"quantity must be at least 1, got {quantity}")
+    now = utc_now()
+    quantity, price = _checked_numbers(quantity, price)
+    day = _day(when or now)
     fs = project.feature_store
-    day = cutoff(when or utc_now())
+    tx_group = TRANSACTIONS.get(fs)
+    stored = tx_group.select_all().read()
+    _check_id("customer_id", customer_id, stored.schema[CUSTOMER_ID])
+    _check_id("article_id", article_id, stored.schema[ARTICLE_ID])
     articles = fs.get_feature_view(*ARTICLES_VIEW)
     known = articles.get_feature_vectors([{ARTICLE_ID: article_id}], allow_missing=True)
     if known.select(pl.all_horizontal(pl.exclude(ARTICLE_ID).is_null())).item():  # the store had no row
         raise ActionError(f"article {article_id!r} is not in the catalogue (the articles feature group)")
-
-    tx_group = TRANSACTIONS.get(fs)
-    stored = tx_group.select_all().read()
-    row = _transaction_row(stored, customer_id, article_id, day, quantity, price, extra or {})
-    tx_group.insert(row)
+    _check_day(day, stored, customer_id)
+    given = _transaction_row(stored.schema, customer_id, article_id, day, quantity, price, extra or {})
+    arguments = {T_DAT: ("when", when), QUANTITY: ("quantity", quantity), PRICE: ("price", price)}
+    _validate(given, TRANSACTIONS.name, rules_for(TRANSACTIONS.name, given, now=now), arguments)
+    row = _add_to_day(given, stored)
 
     everything = pl.concat(
         [stored.join(row.select(TRANSACTIONS.primary_key), on=list(TRANSACTIONS.primary_key), how="anti"), row]
@@ -96,7 +111,11 @@ def record_purchase(
     history = customer_history_as_of(
         mine, catalogue, as_of, n_last=n_last, affinity_columns=affinity, market=market_prices(everything)
     )
-    history_group.insert(history.select(columns))
+    history_row = history.select(columns)
+    rules = rules_for(CUSTOMER_HISTORY.name, history_row, now=now, n_last=n_last)
+    _validate(history_row, CUSTOMER_HISTORY.name, rules, {})
+    tx_group.insert(row)
+    history_group.insert(history_row)
     return Purchase(
         customer_id,
         article_id,
@@ -107,8 +126,59 @@ def record_purchase(
     )
 
 
+def _checked_numbers(quantity: Any, price: Any) -> tuple[int, float | None]:
+    """``quantity`` as an int and ``price`` as a float; their ranges are the pipeline's rules, checked on the
+    purchase's own row (the stored row of the day would hide a bad quantity or price in a sum or a mean)."""
+    if isinstance(quantity, bool) or not isinstance(quantity, Integral):
+        raise ActionError(f"quantity must be an integer, got {quantity!r}")
+    if price is not None and (isinstance(price, bool) or not isinstance(price, Real)):
+        raise ActionError(f"price must be a number or None, got {price!r}")
+    return int(quantity), None if price is None else float(price)
+
+
+def _day(when: Any) -> datetime:
+    if not isinstance(when, date):
+        raise ActionError(f"when must be a datetime, got {when!r}")
+    try:
+        return cutoff(when)
+    except OverflowError:  # an aware time near year 1 or 9999 has no UTC day
+        raise ActionError(f"when is out of range: {when!r}") from None
+
+
+def _check_id(name: str, value: Any, dtype: pl.DataType) -> None:
+    """An id of the store's id type: comparing a string column with a number is a polars error, not a miss."""
+    if dtype.is_integer():
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise ActionError(f"{name} must be an integer in this store, got {value!r}")
+    elif dtype == pl.String and (not isinstance(value, str) or not value.strip()):
+        raise ActionError(f"{name} must be a non-empty string in this store, got {value!r}")
+
+
+def _check_day(day: datetime, stored: pl.DataFrame, customer_id: str | int) -> None:
+    """The lower bounds of the purchase's day (see :func:`record_purchase`)."""
+    first = stored.get_column(T_DAT).min()
+    latest = stored.filter(pl.col(CUSTOMER_ID) == customer_id).get_column(T_DAT).max()
+    if latest is not None and day < latest:
+        raise ActionError(
+            f"when ({day.date()}) is before customer {customer_id!r}'s latest stored purchase ({latest.date()}): "
+            "the history snapshots since would not count it; add late purchases to the source data instead"
+        )
+    if first is not None and day < first:
+        raise ActionError(f"when ({day.date()}) is before the first day of the transactions group ({first.date()})")
+
+
+def _validate(row: pl.DataFrame, group: str, rules: list[Rule], arguments: Mapping[str, tuple[str, Any]]) -> None:
+    """The feature pipeline's rules of ``group``; a broken one names the argument (name, value) behind its column."""
+    try:
+        validate(row, group, rules)
+    except FeatureValidationError as exc:
+        rule = exc.rule
+        name, value = arguments.get(rule.column, (rule.column, exc.rows.get_column(rule.column)[0]))
+        raise ActionError(f"{name}={value!r} breaks the {group} rule {rule.name!r}: {rule.description}") from None
+
+
 def _transaction_row(
-    stored: pl.DataFrame,
+    schema: pl.Schema,
     customer_id: str | int,
     article_id: int | str,
     day: datetime,
@@ -116,26 +186,43 @@ def _transaction_row(
     price: float | None,
     extra: Mapping[str, Any],
 ) -> pl.DataFrame:
-    """The day's row for (customer, article) in the stored schema, added to a row already stored that day."""
-    schema = stored.schema
-    same = stored.filter(
-        (pl.col(CUSTOMER_ID) == customer_id) & (pl.col(ARTICLE_ID) == article_id) & (pl.col(T_DAT) == day)
-    )
-    values: dict[str, Any] = {name: (MISSING if dtype == pl.String else None) for name, dtype in schema.items()}
+    """The purchase as one row in the stored schema, with its month features."""
+    _check_quantity(quantity, schema)
     unknown = [k for k in extra if k not in schema]
     if unknown:
         raise ActionError(f"unknown transaction column(s) {unknown}; the transactions group has {list(schema)}")
+    values: dict[str, Any] = {name: (MISSING if dtype == pl.String else None) for name, dtype in schema.items()}
     values |= dict(extra)
     values |= {CUSTOMER_ID: customer_id, ARTICLE_ID: article_id, T_DAT: day, QUANTITY: quantity, PRICE: price}
-    if same.height:  # add to the day's purchase: quantity summed, price the mean per unit of the priced units
-        before = same.row(0, named=True)
-        values |= {k: v for k, v in before.items() if k not in (QUANTITY, PRICE)}
-        values[QUANTITY] = before[QUANTITY] + quantity
-        prices = [(p, q) for p, q in ((before[PRICE], before[QUANTITY]), (price, quantity)) if p is not None]
-        values[PRICE] = sum(p * q for p, q in prices) / sum(q for _, q in prices) if prices else None
-    row = pl.DataFrame([values], schema=schema)
+    try:  # every argument but ``extra`` has its type checked already
+        row = pl.DataFrame([values], schema=schema)
+    except (TypeError, pl.exceptions.PolarsError):
+        types = {k: str(schema[k]) for k in extra}
+        raise ActionError(f"extra {dict(extra)!r} does not fit the transactions columns {types}") from None
     context = [e for e in month_features(pl.col(T_DAT)) if e.meta.output_name() in schema]
     return row.with_columns(context).with_columns(pl.col(c).cast(schema[c]) for c in row.columns)
+
+
+def _check_quantity(quantity: int, schema: pl.Schema, what: str = "") -> int:
+    """``quantity`` if the stored column can hold it."""
+    limit = pl.select(schema[QUANTITY].max()).item()
+    if quantity > limit:
+        raise ActionError(f"quantity{what} must be at most {limit} (the stored {schema[QUANTITY]}), got {quantity}")
+    return quantity
+
+
+def _add_to_day(given: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
+    """``given`` added to the row stored that day for (customer, article), if any: quantity summed, price the mean
+    per unit of the priced units, the other columns the stored row's."""
+    keys = list(TRANSACTIONS.primary_key)
+    same = stored.join(given.select(keys), on=keys, how="semi")
+    if not same.height:
+        return given
+    before, new = same.row(0, named=True), given.row(0, named=True)
+    values = before | {QUANTITY: _check_quantity(before[QUANTITY] + new[QUANTITY], stored.schema, " (the day's total)")}
+    prices = [(p, q) for p, q in ((before[PRICE], before[QUANTITY]), (new[PRICE], new[QUANTITY])) if p is not None]
+    values[PRICE] = sum(p * q for p, q in prices) / sum(q for _, q in prices) if prices else None
+    return pl.DataFrame([values], schema=stored.schema)
 
 
 def record_click(project: Project, customer_id: str | int, article_id: int | str, when: datetime | None = None) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import polars as pl
 import pytest
@@ -10,8 +11,10 @@ from tinyrun import TinyRun
 
 from recsys.data.dataset import CUSTOMER_ID
 from recsys.features.customer_history import customer_history_as_of
+from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW
 from recsys.serving.actions import ActionError, record_click, record_purchase
+from recsys.store import Project
 
 
 def test_purchase_updates_the_history_the_next_request_reads(tiny_run: TinyRun) -> None:
@@ -49,3 +52,64 @@ def test_unknown_article_and_clicks(tiny_run: TinyRun) -> None:
     record_click(tiny_run.project, "someone", 424242, tiny_run.request_time)
     clicks = tiny_run.project.feature_store.get_feature_group("clicks", 1).read()
     assert clicks.select("customer_id", "article_id").rows() == [("someone", 424242)]
+
+
+def stored(project: Project) -> list[pl.DataFrame]:
+    """What a purchase writes: the transactions, and the history offline and online."""
+    fs = project.feature_store
+    history = CUSTOMER_HISTORY.get(fs)
+    return [TRANSACTIONS.get(fs).read(), history.read(), history.read(online=True)]
+
+
+BAD_PURCHASES = {
+    "negative price": ({"price": -5.0}, "price=-5.0 breaks the transactions rule 'price_in_range'"),
+    "NaN price": ({"price": float("nan")}, "price=nan breaks"),
+    "infinite price": ({"price": float("inf")}, "price=inf breaks"),
+    "text price": ({"price": "abc"}, "price must be a number"),
+    "fractional quantity": ({"quantity": 1.5}, "quantity must be an integer, got 1.5"),
+    "text quantity": ({"quantity": "2"}, "quantity must be an integer"),
+    "boolean quantity": ({"quantity": True}, "quantity must be an integer"),
+    "negative quantity": ({"quantity": -1}, "quantity=-1 breaks the transactions rule 'quantity_in_range'"),
+    "huge quantity": ({"quantity": 2**40}, "quantity must be at most"),
+    "empty customer": ({"customer_id": ""}, "customer_id must be a non-empty string"),
+    "numeric customer": ({"customer_id": 5}, "customer_id must be a non-empty string in this store, got 5"),
+    "text article": ({"article_id": "abc"}, "article_id must be an integer"),
+    "year 9999": ({"when": datetime(9999, 1, 1)}, "when=datetime.datetime(9999, 1, 1, 0, 0) breaks"),
+    "tomorrow": ({"when": datetime.now(UTC) + timedelta(days=1)}, "'t_dat_not_future'"),
+    "year 1": ({"when": datetime(1, 1, 1)}, "when (0001-01-01) is before customer"),
+    "year 1, aware": ({"when": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, "when is out of range"),
+    "text when": ({"when": "2020-09-01"}, "when must be a datetime"),
+    "bad extra": ({"extra": {"sales_channel_id": [1]}}, "extra {'sales_channel_id': [1]} does not fit"),
+}
+
+
+@pytest.mark.parametrize("change", BAD_PURCHASES.values(), ids=BAD_PURCHASES.keys())
+def test_a_bad_argument_is_named_and_nothing_is_written(tiny_run: TinyRun, change: tuple[dict[str, Any], str]) -> None:
+    """Each bad argument alone, on a purchase that adds to a row stored that day (where a sum or a mean of the
+    day's row would hide a bad quantity or price)."""
+    project = tiny_run.project
+    before = stored(project)
+    customer = tiny_run.recent_buyers(1, skip=20)[0]
+    last = before[0].filter(pl.col(CUSTOMER_ID) == customer).sort("t_dat").row(-1, named=True)
+    purchase = {"customer_id": customer, "article_id": last["article_id"], "when": last["t_dat"], "price": 0.03}
+    overrides, message = change
+    with pytest.raises(ActionError) as info:
+        record_purchase(project, **(purchase | overrides))
+    assert message in str(info.value)
+    after = stored(project)
+    assert all(a.equals(b) for a, b in zip(before, after, strict=True))
+
+
+def test_a_purchase_before_the_customers_latest_or_the_first_day_is_refused(tiny_run: TinyRun) -> None:
+    """The stored snapshots after an earlier day would not count it: late purchases go through the pipeline."""
+    project = tiny_run.project
+    before = stored(project)
+    customer = tiny_run.recent_buyers(1, skip=30)[0]
+    latest = before[0].filter(pl.col(CUSTOMER_ID) == customer).get_column("t_dat").max()
+    article = tiny_run.articles.get_column("article_id")[0]
+    with pytest.raises(ActionError, match=r"before customer .* latest stored purchase"):
+        record_purchase(project, customer, article, latest - timedelta(days=2))
+    first = before[0].get_column("t_dat").min()
+    with pytest.raises(ActionError, match="before the first day of the transactions group"):
+        record_purchase(project, "someone-new", article, first - timedelta(days=1))
+    assert all(a.equals(b) for a, b in zip(before, stored(project), strict=True))
