@@ -36,12 +36,14 @@ def batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from recsys.cli_support import quiet_tensorflow
-    from recsys.inference.batch import RECOMMENDATIONS, batch_recommend
+    from recsys.inference.batch import RECOMMENDATIONS, batch_recommend, check_request_time
     from recsys.serving.options import ServingOptions
     from recsys.store import connect
 
     settings = load_settings(backend=backend, home=home)
     when = _request_time(request_time)
+    if when is not None:
+        check_request_time(when, "--request-time")
     quiet_tensorflow()
     columns = (TextColumn("scoring customers"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -74,4 +76,7 @@ def _request_time(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise RecsysError(f"--request-time: not an ISO-8601 time: {value!r}") from None
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    try:
+        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    except OverflowError:  # an offset that moves year 1 or 9999 out of the calendar
+        raise RecsysError(f"--request-time: out of range once converted to UTC: {value!r}") from None

@@ -19,7 +19,9 @@ articles and the popular tier are the ranking transformer's in-memory catalogue 
 
 The group holds one row per customer and computation time (primary key ``customer_id``, event time
 ``computed_at``): a rerun at the same ``computed_at`` upserts those rows, a later one adds a snapshot offline and
-replaces the online row, which is what a client reads (``overwrite`` replaces the whole group instead).
+replaces the online row, which is what a client reads (``overwrite`` replaces the whole group instead). Online,
+the newest ``computed_at`` wins: a request time after tomorrow is refused, as its rows would shadow every later
+run until that day.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -209,6 +211,22 @@ class BatchScorer:
         )
 
 
+def check_request_time(when: datetime, name: str = "request_time", now: datetime | None = None) -> datetime:
+    """``when`` as naive UTC, unless it lies after tomorrow: a nightly job may compute tomorrow's answers ahead."""
+    if when.tzinfo is not None:
+        try:
+            when = when.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # an offset that moves year 1 or 9999 out of the calendar
+            raise BatchError(f"{name} {when.isoformat()} is out of range once converted to UTC") from None
+    limit = cutoff(now or utc_now()) + timedelta(days=2)
+    if when >= limit:
+        raise BatchError(
+            f"{name} {when.isoformat()} is later than tomorrow: the online rows keep the newest computed_at, "
+            "so no later run would reach clients until then"
+        )
+    return when
+
+
 def customer_ids(project: Project) -> pl.Series:
     """Every customer the ``customers`` group serves online (the view's customers), sorted."""
     rows = CUSTOMERS.get(project.feature_store).read(online=True)
@@ -235,7 +253,7 @@ def batch_recommend(
         raise BatchError(f"top_k must be between 1 and {options.max_top_k} (serving_max_top_k), not {top_k}")
     if batch_size < 1:
         raise BatchError(f"batch_size must be at least 1, not {batch_size}")
-    when = (request_time or utc_now()).replace(microsecond=0)
+    when = check_request_time(request_time or utc_now()).replace(microsecond=0)
     started = time.perf_counter()
     with InProcessChain(project, run_id, options) as chain:
         scorer = BatchScorer(chain, when)

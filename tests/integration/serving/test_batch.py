@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,9 @@ from tinyrun import TinyRun
 from typer.testing import CliRunner
 
 from inference_pipeline.cli import app
+from recsys.cli_support import run_app
 from recsys.config import load_settings
-from recsys.inference.batch import RECOMMENDATIONS, BatchError, BatchScorer, batch_recommend
+from recsys.inference.batch import RECOMMENDATIONS, BatchError, BatchScorer, batch_recommend, check_request_time
 from recsys.serving.chain import InProcessChain
 from recsys.serving.options import ServingOptions
 from recsys.store import Project, connect
@@ -144,3 +145,39 @@ def test_bad_arguments_name_the_field(project: Project) -> None:
         batch_recommend(project, top_k=0)
     with pytest.raises(BatchError, match="batch_size"):
         batch_recommend(project, batch_size=0)
+    with pytest.raises(BatchError, match="request_time 9999-01-01T00:00:00 is later than tomorrow"):
+        batch_recommend(project, request_time=datetime(9999, 1, 1))
+
+
+def test_request_times_up_to_the_end_of_tomorrow_are_taken() -> None:
+    now = datetime(2020, 9, 22, 23, 30)
+    assert check_request_time(datetime(2020, 9, 23, 23, 59), now=now) == datetime(2020, 9, 23, 23, 59)
+    assert check_request_time(datetime(2020, 9, 23, 4, tzinfo=UTC), now=now) == datetime(2020, 9, 23, 4)
+    with pytest.raises(BatchError, match="request_time 2020-09-24T00:00:00 is later than tomorrow"):
+        check_request_time(datetime(2020, 9, 24), now=now)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0001-01-01T00:00:00+05:00", "--request-time: out of range once converted to UTC"),
+        ("9999-01-01", "--request-time 9999-01-01T00:00:00 is later than tomorrow"),
+    ],
+)
+def test_a_bad_request_time_is_one_line_and_writes_nothing(
+    value: str,
+    message: str,
+    written: pl.DataFrame,
+    project: Project,
+    home: Path,
+    tiny_run: TinyRun,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    group = RECOMMENDATIONS.get(project.feature_store)
+    before = group.read(), group.read(online=True)
+    with pytest.raises(SystemExit) as info:
+        run_app(app, ["batch", "--home", str(home), "--run", tiny_run.run_id, "--request-time", value])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert message in err and "Traceback" not in err
+    assert all(a.equals(b) for a, b in zip(before, (group.read(), group.read(online=True)), strict=True))
