@@ -19,9 +19,9 @@ articles and the popular tier are the ranking transformer's in-memory catalogue 
 
 The group holds one row per customer and computation time (primary key ``customer_id``, event time
 ``computed_at``): a rerun at the same ``computed_at`` upserts those rows, a later one adds a snapshot offline and
-replaces the online row, which is what a client reads (``overwrite`` replaces the whole group instead). Online,
-the newest ``computed_at`` wins: a request time after tomorrow is refused, as its rows would shadow every later
-run until that day.
+replaces the online row, which is what a client reads (``overwrite`` replaces the whole group instead). An
+earlier one adds its snapshot offline only: online, the newest ``computed_at`` wins, so the job warns. That is
+also why a request time after tomorrow is refused: its rows would shadow every later run until that day.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from recsys.serving.order import CODE, POSITION, SCORE, order
 from recsys.serving.requests import utc_now
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, TIER, retrieve
 from recsys.store.base import Project
+from recsys.store.errors import NotFoundError
 from recsys.training.ranking_features import RETRIEVAL_RANK, RETRIEVAL_SCORE, candidate_features
 from recsys.training.retrieval_data import query_inputs
 from recsys.training.retrieval_eval import embed
@@ -227,6 +228,15 @@ def check_request_time(when: datetime, name: str = "request_time", now: datetime
     return when
 
 
+def newest_computed_at(project: Project) -> datetime | None:
+    """The newest ``computed_at`` stored, from the offline group's one column (the online rows hold lists)."""
+    try:
+        group = RECOMMENDATIONS.get(project.feature_store)
+    except NotFoundError:
+        return None
+    return group.select([COMPUTED_AT]).read().get_column(COMPUTED_AT).max()
+
+
 def customer_ids(project: Project) -> pl.Series:
     """Every customer the ``customers`` group serves online (the view's customers), sorted."""
     rows = CUSTOMERS.get(project.feature_store).read(online=True)
@@ -274,6 +284,13 @@ def batch_recommend(
         pl.lit(run).alias(RUN_ID),
         pl.exclude(CUSTOMER_ID),
     )
+    newest = None if overwrite or not frame.height else newest_computed_at(project)
+    if newest is not None and newest > when:
+        log(
+            f"warning: {RECOMMENDATIONS.name} has rows computed at {newest.isoformat()}, after this run's "
+            f"{when.isoformat()}: the customers they cover keep them online (the newest computed_at wins), this "
+            "run's rows are stored offline only; overwrite (--overwrite) replaces the whole group"
+        )
     if frame.height:
         RECOMMENDATIONS.get_or_create(project.feature_store).insert(frame, overwrite=overwrite)
     scorer.stage_seconds["write"] = time.perf_counter() - t

@@ -181,3 +181,20 @@ def test_a_bad_request_time_is_one_line_and_writes_nothing(
     assert info.value.code == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err and "Traceback" not in err
     assert all(a.equals(b) for a, b in zip(before, (group.read(), group.read(online=True)), strict=True))
+
+
+def test_an_earlier_run_warns_that_online_keeps_the_newer_rows(
+    written: pl.DataFrame, project: Project, home: Path, tiny_run: TinyRun
+) -> None:
+    """Online, the newest computed_at wins: a run for an earlier time is stored offline only, and says so. Last in
+    the module: the snapshot it adds offline would change the counts of the tests above."""
+    group = RECOMMENDATIONS.get(project.feature_store)
+    online = group.read(online=True).sort("customer_id")
+    earlier = (tiny_run.request_time - timedelta(days=3)).replace(microsecond=0)
+    args = ["batch", "--home", str(home), "--run", tiny_run.run_id, "--request-time", earlier.isoformat()]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    assert "warning: recommendations has rows computed at" in message and "keep them online" in message
+    assert group.read(online=True).sort("customer_id").equals(online)
+    assert group.read().filter(pl.col("computed_at") == earlier).height == tiny_run.customers.height
