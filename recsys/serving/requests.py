@@ -7,26 +7,30 @@ The public endpoint takes the KServe v1 body ``{"instances": [{...}, ...]}``; an
 Only ``customer_id`` is required. ``features`` lets a caller describe a customer the store does not know (or
 override what it knows): customer attribute columns (numbers or strings) and, for each category affinity of the
 history (e.g. ``index_group_name``), a list of preferred values. Unknown keys, wrong types and out-of-range
-numbers are :class:`BadRequest` — KServe answers it with HTTP 400 and the server keeps serving.
+numbers (outside :data:`RANGES` where the spec gives one, else beyond the towers' 32-bit floats) are
+:class:`BadRequest` — KServe answers it with HTTP 400 and the server keeps serving.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 
+from recsys.features.customers import AGE, AGE_RANGE
 from recsys.serving.options import ServingOptions
 
 FeatureKind = Literal["numeric", "categorical", "list"]
 FIELDS = ("customer_id", "top_k", "request_time", "features")
 MAX_ID_LENGTH = 256
 MAX_LIST = 64  # values in one list feature
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the towers compute in float32: a larger number becomes inf
+RANGES = {AGE: AGE_RANGE}  # what the feature pipeline takes for a value, not a data error
 
 
 class BadRequest(InvalidInput):
@@ -52,8 +56,12 @@ def utc_now() -> datetime:
 
 
 def decode_body(body: Any) -> Any:
-    """The JSON value of a body that may still be bytes (KServe passes non-JSON content types through)."""
-    if isinstance(body, bytes | bytearray | str):
+    """The JSON value of a body that may still be bytes.
+
+    KServe decodes JSON content types (and none) itself and passes the others through as bytes, so a ``str`` is
+    already a decoded value: the body was a JSON string, which is not decoded a second time.
+    """
+    if isinstance(body, bytes | bytearray):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -147,7 +155,10 @@ def _time(value: Any, path: str, now: datetime) -> datetime:
     except ValueError:
         raise BadRequest(path, f"not an ISO-8601 date or time: {value[:40]!r}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
+            raise BadRequest(path, f"out of the range of dates once converted to UTC: {value[:40]!r}") from None
     return parsed
 
 
@@ -166,9 +177,7 @@ def _features(value: Any, path: str, kinds: Mapping[str, FeatureKind]) -> dict[s
         if item is None:
             continue
         if kind == "numeric":
-            if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item):
-                raise BadRequest(where, f"expected a number, got {_type(item)}")
-            out[name] = float(item)
+            out[name] = _number(item, where, RANGES.get(name, (-FLOAT32_MAX, FLOAT32_MAX)))
         elif kind == "categorical":
             if not isinstance(item, str) or not item.strip():
                 raise BadRequest(where, f"expected a non-empty string, got {_type(item)}")
@@ -183,6 +192,15 @@ def _features(value: Any, path: str, kinds: Mapping[str, FeatureKind]) -> dict[s
             if item:
                 out[name] = [v.strip() for v in dict.fromkeys(item)]
     return out
+
+
+def _number(value: Any, path: str, bounds: tuple[float, float]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(path, f"expected a number, got {_type(value)}")
+    low, high = bounds
+    if not low <= value <= high:  # also NaN; compared, not converted: a huge int does not fit a float
+        raise BadRequest(path, f"must be between {low:g} and {high:g}, got {str(value)[:40]}")
+    return float(value)
 
 
 def _type(value: Any) -> str:

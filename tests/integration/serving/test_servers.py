@@ -157,6 +157,19 @@ BAD = [
     (b'{"instances": [{"customer_id": "c", "top_k": 101}]}', "instances[0].top_k"),
     (b'{"instances": [' + b",".join([b'{"customer_id": "c%d"}' % i for i in range(65)]) + b"]}", "instances"),
     (b'{"instances": [{"customer_id": "' + b"x" * 70_000 + b'"}]}', "body"),
+    (
+        b'{"instances": [{"customer_id": "c", "request_time": "0001-01-01T00:00:00+05:00"}]}',
+        "instances[0].request_time",
+    ),
+    (
+        b'{"instances": [{"customer_id": "c", "request_time": "9999-12-31T23:00:00-05:00"}]}',
+        "instances[0].request_time",
+    ),
+    (b'{"instances": [{"customer_id": "newbie-x", "features": {"age": 1e308}}]}', "instances[0].features.age"),
+    (b'{"instances": [{"customer_id": "newbie-x", "features": {"age": 200}}]}', "instances[0].features.age"),
+    (b'{"instances": [{"customer_id": "newbie-x", "features": {"fn": 1e308}}]}', "instances[0].features.fn"),
+    (b'"{\\"instances\\": [{\\"customer_id\\": \\"c\\"}]}"', "body"),  # a JSON string holding JSON
+    (b'"abc"', "body"),
 ]
 
 
@@ -169,6 +182,34 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(
     error = response.json()
     assert error["field"] == field and error["error"].startswith(field)
     assert ask(client, served, {"instances": [{"customer_id": "after-a-bad-one", "top_k": 3}]}).status_code == 200
+
+
+CLOUDEVENT = {"ce-specversion": "1.0", "ce-type": "recommend", "ce-source": "tests", "ce-id": "1"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": "application/json"},
+        {},
+        {"content-type": "text/plain"},
+        {"content-type": "application/x-www-form-urlencoded"},
+        {"content-type": "application/octet-stream"},
+        {**CLOUDEVENT, "content-type": "application/json"},
+    ],
+    ids=["json", "none", "text", "form", "octet-stream", "cloudevent"],
+)
+def test_a_json_body_is_read_whatever_its_content_type(
+    served: Served, client: httpx.Client, headers: dict[str, str]
+) -> None:
+    """KServe decodes some content types itself and passes the others through as bytes: the same answer."""
+    body = b'{"instances": [{"customer_id": "any-type", "top_k": 3}]}'
+    response = client.post(served.url, content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"][0]["article_ids"]) == 3
+    string = client.post(served.url, content=b'"' + body.replace(b'"', b'\\"') + b'"', headers=headers)
+    assert string.status_code == 400, string.text
+    assert string.json()["error"] == "body: expected a JSON object with 'instances', got a string"
 
 
 def test_recommend_command_calls_the_server(served: Served, tiny_run: TinyRun) -> None:
