@@ -42,7 +42,9 @@ class QueryPredictor(Model):
 
         folder = model_folder(self.run, QUERY_MODEL)
         saved, self.schema = load_tower_artifacts(folder)
-        self.kinds = {name: kind for name, (kind, _) in self.schema.query_inputs().items()}
+        inputs = self.schema.query_inputs()
+        self.kinds = {name: kind for name, (kind, _) in inputs.items()}
+        self.lengths = {name: length for name, (_, length) in inputs.items()}
         probe = pl.DataFrame({CUSTOMER_ID: [0 if self.schema.customer_id_kind == "int" else "warm-up"]})
         probe_inputs = query_inputs(probe, self.schema, at=datetime.now(UTC))
         # runs the graph on the probe (tracing it before traffic: it stays the fallback), then maybe numpy
@@ -57,7 +59,7 @@ class QueryPredictor(Model):
         body = decode_body(payload)
         if not isinstance(body, dict):
             raise BadRequest("body", 'expected {"inputs": {input name: [values]}}')
-        arrays, n = columns_to_arrays(body.get("inputs"), self.kinds)
+        arrays, n = columns_to_arrays(body.get("inputs"), self.kinds, self.lengths)
         vectors = self.tower(arrays).tolist() if n else []
         return {
             "predictions": vectors,

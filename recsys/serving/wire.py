@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 import aiohttp
@@ -20,7 +21,7 @@ import polars as pl
 from kserve import Model
 from kserve.errors import InferenceError
 
-from recsys.serving.requests import BadRequest
+from recsys.serving.requests import FLOAT32_MAX, BadRequest
 
 Payload = dict[str, Any]
 Hop = Callable[[Payload, dict[str, str] | None], Awaitable[Payload]]
@@ -44,32 +45,57 @@ def rounded(timings: Mapping[str, float]) -> dict[str, float]:
 # -- columns as JSON -----------------------------------------------------------------------------------------
 
 
-def columns_to_arrays(columns: Any, kinds: Mapping[str, str]) -> tuple[dict[str, np.ndarray], int]:
+def columns_to_arrays(
+    columns: Any, kinds: Mapping[str, str], lengths: Mapping[str, int | None] | None = None
+) -> tuple[dict[str, np.ndarray], int]:
     """The v1 columnar ``inputs`` back to arrays of the given kinds (``string``, ``int``, ``float``; null → NaN).
 
-    Returns the arrays and the number of rows; :class:`BadRequest` names the input that is missing or malformed.
+    ``lengths`` gives the list length of each row of a list input (None: one value per row). Returns the arrays
+    and the number of rows; :class:`BadRequest` names the input that is missing or malformed: of another shape,
+    with values of another type, or with numbers a float32 cannot hold.
     """
     if not isinstance(columns, dict):
         raise BadRequest("inputs", "expected an object of columns")
     out: dict[str, np.ndarray] = {}
-    lengths = set()
+    rows = set()
     for name, kind in kinds.items():
         if name not in columns or not isinstance(columns[name], list):
             raise BadRequest(f"inputs.{name}", "missing, or not a list")
         values = columns[name]
-        try:
-            if kind == "string":
-                out[name] = np.asarray(values, dtype=object)
-            elif kind == "int":
-                out[name] = np.asarray(values, dtype=np.int64)
-            else:
-                out[name] = np.asarray(values, dtype=np.float64).astype(np.float32)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise BadRequest(f"inputs.{name}", f"not {kind} values of one shape ({exc})") from None
-        lengths.add(len(values))
-    if len(lengths) > 1:
-        raise BadRequest("inputs", f"columns of different lengths {sorted(lengths)}")
-    return out, lengths.pop() if lengths else 0
+        if lengths is not None and name in lengths:
+            length = lengths[name]
+        else:  # as the first row has it
+            length = len(values[0]) if values and isinstance(values[0], list) else None
+        out[name] = _array(values, kind, length, f"inputs.{name}")
+        rows.add(len(values))
+    if len(rows) > 1:
+        raise BadRequest("inputs", f"columns of different lengths {sorted(rows)}")
+    return out, rows.pop() if rows else 0
+
+
+_ELEMENTS = {"string": {str}, "int": {int}, "float": {int, float, type(None)}}
+_DTYPES = {"string": object, "int": np.int64, "float": np.float32}
+
+
+def _array(values: list[Any], kind: str, length: int | None, path: str) -> np.ndarray:
+    """One column as an array; the types are checked first, as numpy would turn "3" into 3 and True into 1 (a
+    request's few rows: microseconds)."""
+    elements: Sequence[Any] = values
+    if length is not None:
+        if not all(type(row) is list and len(row) == length for row in values):
+            raise BadRequest(path, f"expected a list of {length} values per row")
+        elements = list(chain.from_iterable(values))
+    found = set(map(type, elements)) - _ELEMENTS[kind]
+    if found:
+        names = ", ".join(sorted("null" if t is type(None) else t.__name__ for t in found))
+        raise BadRequest(path, f"expected {kind} values{'' if length is None else ' in each list'}, found {names}")
+    # inf in the tower; in Python, as numpy's reductions cost more at a few values (NaN, a null, is no error)
+    if kind == "float" and any(v is not None and (v > FLOAT32_MAX or v < -FLOAT32_MAX) for v in elements):
+        raise BadRequest(path, f"numbers beyond the float32 range (±{FLOAT32_MAX:.3g})")
+    try:
+        return np.asarray(values, dtype=_DTYPES[kind])
+    except OverflowError:
+        raise BadRequest(path, f"numbers beyond the range of {kind} values") from None
 
 
 def frame_to_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, list[Any] | np.ndarray]:

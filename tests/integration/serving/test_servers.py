@@ -2,11 +2,13 @@
 
 One ``serve`` process for the module (it is also what the teardown checks: SIGTERM stops all four servers and
 the launcher exits cleanly). A purchase written to the online store disappears from the next answer; bad
-requests get a 400 naming the field and the next good request still works.
+requests get a 400 naming the field and the next good request still works, at the public endpoint and at the
+query predictor behind it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -27,6 +29,8 @@ from typer.testing import CliRunner
 from inference_pipeline.serve_cli import register
 from recsys.cli_support import make_app
 from recsys.serving.actions import record_purchase
+from recsys.serving.model_set import QUERY_SERVICE, RANKING_SERVICE, query_schema, resolve_run
+from recsys.serving.tower_inputs import query_columns
 
 # The inference CLI with the serving commands (what ``python -m inference_pipeline`` registers).
 CLI = "from recsys.cli_support import make_app, main_guard; from inference_pipeline.serve_cli import register; " \
@@ -210,6 +214,33 @@ def test_a_json_body_is_read_whatever_its_content_type(
     string = client.post(served.url, content=b'"' + body.replace(b'"', b'\\"') + b'"', headers=headers)
     assert string.status_code == 400, string.text
     assert string.json()["error"] == "body: expected a JSON object with 'instances', got a string"
+
+
+def internal_url(served: Served, server: str) -> str:
+    """The predict URL of another of the four servers, from the ports ``serve`` prints."""
+    port = re.search(server + r"\s+:(\d+)", "".join(served.output))
+    assert port is not None, served.output
+    name = QUERY_SERVICE if server == "query predictor" else RANKING_SERVICE
+    return f"http://127.0.0.1:{port.group(1)}/v1/models/{name}:predict"
+
+
+DIMENSION = 32  # tinyrun's embedding_dim
+
+
+def test_the_query_predictor_refuses_inputs_of_the_wrong_shape_or_type_with_400(
+    served: Served, client: httpx.Client, tiny_run: TinyRun
+) -> None:
+    schema = query_schema(resolve_run(tiny_run.project, tiny_run.run_id))
+    inputs = query_columns([{}], schema, [tiny_run.request_time])
+    url = internal_url(served, "query predictor")
+    for name, values in [("last_article_ids", [0]), ("customer_id", [7]), ("age", [1e308]), ("age", ["31"])]:
+        response = client.post(url, json={"inputs": {**inputs, name: values}})
+        assert response.status_code == 400, (name, response.text)
+        assert response.json()["field"] == f"inputs.{name}"
+    good = client.post(url, json={"inputs": inputs})
+    assert good.status_code == 200, good.text
+    (vector,) = good.json()["predictions"]
+    assert len(vector) == DIMENSION and all(math.isfinite(x) for x in vector)
 
 
 def test_recommend_command_calls_the_server(served: Served, tiny_run: TinyRun) -> None:

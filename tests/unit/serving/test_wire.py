@@ -47,6 +47,43 @@ def test_bad_columns_name_the_input(columns: Any, field: str) -> None:
     assert caught.value.field == field
 
 
+LENGTHS = {"customer_id": None, "last_article_ids": 2, "age": None}
+GOOD = {"customer_id": ["a"], "last_article_ids": [[1, 2]], "age": [31.0]}
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("last_article_ids", [1]),  # one id where a list of ids belongs
+        ("last_article_ids", [[1]]),  # a list of another length
+        ("last_article_ids", [[1.5, 2]]),
+        ("last_article_ids", [["1", "2"]]),
+        ("last_article_ids", [[True, 2]]),
+        ("last_article_ids", [[10**30, 2]]),  # beyond int64
+        ("customer_id", [7]),
+        ("customer_id", [None]),
+        ("customer_id", [{"id": "a"}]),
+        ("customer_id", [["a"]]),
+        ("age", ["31"]),  # numpy would read it as 31
+        ("age", [True]),
+        ("age", [[31.0]]),
+        ("age", [1e308]),  # inf as a float32
+        ("age", [-(10**39)]),
+    ],
+)
+def test_values_of_the_wrong_type_or_shape_name_the_input(name: str, values: list[Any]) -> None:
+    with pytest.raises(BadRequest) as caught:
+        columns_to_arrays({**GOOD, name: values}, KINDS, LENGTHS)
+    assert caught.value.field == f"inputs.{name}"
+
+
+def test_the_largest_float32_and_nulls_are_taken() -> None:
+    columns = {"customer_id": ["a", "b", "c"], "last_article_ids": [[1, 2]] * 3, "age": [3.4e38, None, -3.4e38]}
+    arrays, n = columns_to_arrays(columns, KINDS, LENGTHS)
+    assert n == 3 and np.isfinite(arrays["age"][[0, 2]]).all() and np.isnan(arrays["age"][1])
+    assert arrays["last_article_ids"].dtype == np.int64 and arrays["last_article_ids"].shape == (3, 2)
+
+
 def test_frame_to_columns_keeps_order_and_nulls_and_sends_numbers_as_arrays() -> None:
     frame = pl.DataFrame(
         {"a": ["x", "MISSING"], "b": [1.5, None], "c": [1, 2], "d": [1, None]}, schema_overrides={"b": pl.Float32}
