@@ -2,7 +2,8 @@
 
 Its request comes from the query transformer: per instance the query embedding (null without signal), the
 customer's online row as the query transformer saw it (with the features the request sent), ``top_k`` and the
-request time. Preprocess, for every instance of the request at once:
+request time, each checked by :mod:`~recsys.serving.ranking_request` (a bad one is a 400 naming it). Preprocess,
+for every instance of the request at once:
 
 1. *retrieve* — the articles not to show again (:func:`~recsys.serving.filters.recently_bought`) and the
    nearest articles of the embedding in the run's vector index, over-fetched by the number of excluded articles;
@@ -50,9 +51,10 @@ from recsys.serving.model_set import (
 )
 from recsys.serving.options import ServingOptions
 from recsys.serving.order import SCORE, order_arrays
+from recsys.serving.ranking_request import CustomerColumns, parse_ranking_request
 from recsys.serving.request_columns import serving_features
 from recsys.serving.request_features import request_features
-from recsys.serving.requests import BadRequest, Instance, check_unique, decode_body, utc_now
+from recsys.serving.requests import Instance, utc_now
 from recsys.serving.retrieve import MODEL_TIER, POPULAR_TIER, QUERY, Candidates, neighbours
 from recsys.serving.wire import Hop, Payload, Timings, frame_to_columns, listed, rounded, timed
 from recsys.store.base import Project
@@ -97,11 +99,14 @@ class RankingTransformer(Model):
         self.schema = ranker_schema(self.run)
         self.customers = view(self.project, CUSTOMERS_VIEW)
         tower = query_schema(self.run)
+        self.id_kind = tower.customer_id_kind
         self.customer_schema = online_schema(self.customers, CUSTOMER_ID, tower.customer_id_kind)
+        self.customer_columns = CustomerColumns.of(self.customer_schema)  # what a request's customer row may hold
         self.articles = view(self.project, RANKING_VIEW)
         self.article_schema = online_schema(self.articles, ARTICLE_ID, tower.article_id_kind)
         check_ranker_inputs(self.run, self.schema, self.customers, self.articles)
         self.index = embeddings_group(self.project, self.run)
+        self.dimension = self.index.embedding_index.dimension if self.index.embedding_index else None
         have = self.articles.query.features
         self.display = [c for c in self.options.display_columns if c in have]
         # what the order stage reads besides the scores: the display fields and the product and type columns
@@ -135,14 +140,21 @@ class RankingTransformer(Model):
 
     def _warm_up(self) -> None:
         """Load the vector index now rather than on the first request."""
-        dimension = self.index.embedding_index.dimension if self.index.embedding_index else None
-        if dimension:
-            self.index.find_neighbors(np.zeros(dimension, np.float32), k=1)
+        if self.dimension:
+            self.index.find_neighbors(np.zeros(self.dimension, np.float32), k=1)
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> RankingPlan:  # type: ignore[override]
         started = time.perf_counter()
         timings: Timings = {}
-        instances, embeddings, rows = _parse(payload, self.run.run_id)
+        request = parse_ranking_request(
+            payload,
+            self.run.run_id,
+            self.options,
+            dimension=self.dimension,
+            id_kind=self.id_kind,
+            customers=self.customer_columns,
+        )
+        instances, embeddings, rows = request.instances, request.embeddings, request.rows
         n = len(instances)
         times = [i.request_time for i in instances]
         has_embedding = np.array([e is not None for e in embeddings], dtype=bool)
@@ -275,30 +287,3 @@ class RankingTransformer(Model):
             }
             for q, instance in enumerate(plan.instances)
         ]
-
-
-def _parse(payload: Any, run_id: str) -> tuple[list[Instance], list[list[float] | None], list[dict[str, Any]]]:
-    """The query transformer's request: per instance the request, the embedding (or null) and the customer row."""
-    body = decode_body(payload)
-    rows = body.get("instances") if isinstance(body, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise BadRequest("instances", "expected a non-empty list")
-    if body.get("run_id") not in (None, run_id):
-        raise InferenceError(f"request for run {body.get('run_id')!r}, this server serves {run_id!r}")
-    instances, embeddings, customers = [], [], []
-    for i, row in enumerate(rows):
-        where = f"instances[{i}]"
-        try:
-            instances.append(
-                Instance(row["customer_id"], int(row["top_k"]), datetime.fromisoformat(row["request_time"]))
-            )
-            customer = dict(row["customer"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadRequest(where, f"expected customer_id, top_k, request_time, customer ({exc})") from None
-        embedding = row.get("embedding")
-        if embedding is not None and not isinstance(embedding, list):
-            raise BadRequest(f"{where}.embedding", "expected a list of numbers or null")
-        embeddings.append(embedding)
-        customers.append(customer)
-    check_unique(instances)
-    return instances, embeddings, customers

@@ -77,7 +77,14 @@ def parse_request(
     now: datetime | None = None,
 ) -> list[Instance]:
     """The validated instances of a v1 body (see the module docstring)."""
-    body = decode_body(body)
+    now = now or utc_now()
+    kinds = feature_kinds or {}
+    raws = body_instances(decode_body(body), options)
+    return [_instance(raw, f"instances[{i}]", options, kinds, id_kind, now) for i, raw in enumerate(raws)]
+
+
+def body_instances(body: Any, options: ServingOptions) -> list[Any]:
+    """The ``instances`` list of a decoded v1 body: present, a list, not empty, at most ``max_instances``."""
     if not isinstance(body, dict):
         raise BadRequest("body", f"expected a JSON object with 'instances', got {_type(body)}")
     instances = body.get("instances")
@@ -89,9 +96,7 @@ def parse_request(
         raise BadRequest("instances", "empty: send at least one instance")
     if len(instances) > options.max_instances:
         raise BadRequest("instances", f"{len(instances)} instances, at most {options.max_instances} per request")
-    now = now or utc_now()
-    kinds = feature_kinds or {}
-    return [_instance(raw, f"instances[{i}]", options, kinds, id_kind, now) for i, raw in enumerate(instances)]
+    return instances
 
 
 def check_unique(instances: list[Instance]) -> None:
@@ -114,14 +119,15 @@ def _instance(
     if "customer_id" not in raw or raw["customer_id"] is None:
         raise BadRequest(f"{path}.customer_id", "missing")
     return Instance(
-        customer_id=_customer_id(raw["customer_id"], f"{path}.customer_id", id_kind),
-        top_k=_top_k(raw.get("top_k"), f"{path}.top_k", options),
-        request_time=_time(raw.get("request_time"), f"{path}.request_time", now),
+        customer_id=parse_customer_id(raw["customer_id"], f"{path}.customer_id", id_kind),
+        top_k=parse_top_k(raw.get("top_k"), f"{path}.top_k", options),
+        request_time=parse_time(raw.get("request_time"), f"{path}.request_time", now),
         features=_features(raw.get("features"), f"{path}.features", kinds),
     )
 
 
-def _customer_id(value: Any, path: str, id_kind: str) -> str | int:
+def parse_customer_id(value: Any, path: str, id_kind: str) -> str | int:
+    """A customer id of the run's kind (``int``: an integer, or its digits as a string)."""
     if id_kind == "int":
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
@@ -135,7 +141,8 @@ def _customer_id(value: Any, path: str, id_kind: str) -> str | int:
     return value
 
 
-def _top_k(value: Any, path: str, options: ServingOptions) -> int:
+def parse_top_k(value: Any, path: str, options: ServingOptions) -> int:
+    """An integer from 1 to ``max_top_k`` (``default_top_k`` when null)."""
     if value is None:
         return options.default_top_k
     if isinstance(value, bool) or not isinstance(value, int):
@@ -145,7 +152,8 @@ def _top_k(value: Any, path: str, options: ServingOptions) -> int:
     return value
 
 
-def _time(value: Any, path: str, now: datetime) -> datetime:
+def parse_time(value: Any, path: str, now: datetime) -> datetime:
+    """An ISO-8601 time as naive UTC (``now`` when null)."""
     if value is None:
         return now
     if not isinstance(value, str):

@@ -3,7 +3,7 @@
 One ``serve`` process for the module (it is also what the teardown checks: SIGTERM stops all four servers and
 the launcher exits cleanly). A purchase written to the online store disappears from the next answer; bad
 requests get a 400 naming the field and the next good request still works, at the public endpoint and at the
-query predictor behind it.
+query predictor and ranking transformer behind it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -241,6 +242,54 @@ def test_the_query_predictor_refuses_inputs_of_the_wrong_shape_or_type_with_400(
     assert good.status_code == 200, good.text
     (vector,) = good.json()["predictions"]
     assert len(vector) == DIMENSION and all(math.isfinite(x) for x in vector)
+
+
+def ranking_body(run_id: str, n: int = 1, **changed: Any) -> dict[str, Any]:
+    """What the query transformer sends the ranking transformer, for ``n`` customers without a row."""
+    instance = {"top_k": 12, "request_time": "2020-09-22T10:00:00", "embedding": None, "customer": {}}
+    return {"instances": [{**instance, "customer_id": f"c{i}", **changed} for i in range(n)], "run_id": run_id}
+
+
+RANKING_BAD = [
+    ({"customer_id": ["a"]}, "instances[0].customer_id"),
+    ({"embedding": [0.1, 0.2]}, "instances[0].embedding"),
+    ({"embedding": ["x"] * DIMENSION}, "instances[0].embedding"),
+    ({"embedding": []}, "instances[0].embedding"),
+    ({"embedding": [[0.1] * DIMENSION]}, "instances[0].embedding"),
+    ({"embedding": [None] * DIMENSION}, "instances[0].embedding"),  # a NaN vector on the wire
+    ({"customer": {"n_purchases": "abc"}}, "instances[0].customer.n_purchases"),
+    ({"customer": {"last_purchase": "notadate"}}, "instances[0].customer.last_purchase"),
+    ({"top_k": 10**30}, "instances[0].top_k"),
+    ({"top_k": -5}, "instances[0].top_k"),
+    ({"top_k": 3.7}, "instances[0].top_k"),
+    ({"top_k": 1_000_000}, "instances[0].top_k"),
+]
+
+
+@pytest.mark.parametrize(("changed", "field"), RANKING_BAD, ids=[f + str(i) for i, (_, f) in enumerate(RANKING_BAD)])
+def test_the_ranking_transformer_refuses_bad_instances_with_400(
+    served: Served, client: httpx.Client, tiny_run: TinyRun, changed: dict[str, Any], field: str
+) -> None:
+    url = internal_url(served, "ranking transformer")
+    response = client.post(url, json=ranking_body(tiny_run.run_id, **changed))
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field and response.json()["error"].startswith(field)
+    good = client.post(url, json=ranking_body(tiny_run.run_id, top_k=4))
+    assert good.status_code == 200 and len(good.json()["predictions"][0]["article_ids"]) == 4
+
+
+def test_the_ranking_transformer_refuses_ragged_embeddings_and_another_run(
+    served: Served, client: httpx.Client, tiny_run: TinyRun
+) -> None:
+    url = internal_url(served, "ranking transformer")
+    ragged = ranking_body(tiny_run.run_id, n=2, embedding=[0.1] * DIMENSION)
+    ragged["instances"][1]["embedding"] = [0.1] * (DIMENSION - 1)
+    response = client.post(url, json=ragged)
+    assert response.status_code == 400 and response.json()["field"] == "instances[1].embedding", response.text
+    response = client.post(url, json={**ranking_body(tiny_run.run_id), "run_id": "other"})
+    assert response.status_code == 400 and response.json()["field"] == "run_id", response.text
+    good = client.post(url, json=ranking_body(tiny_run.run_id, n=2, embedding=[0.1] * DIMENSION))
+    assert good.status_code == 200 and [p["source"] for p in good.json()["predictions"]] == ["model", "model"]
 
 
 def test_recommend_command_calls_the_server(served: Served, tiny_run: TinyRun) -> None:
