@@ -26,12 +26,11 @@ from recsys.serving.requests import (
     FLOAT32_MAX,
     BadRequest,
     Instance,
+    beyond_float32,
     body_instances,
     check_unique,
     decode_body,
-    parse_customer_id,
-    parse_time,
-    parse_top_k,
+    parse_instance,
     utc_now,
 )
 from recsys.training.retrieval_data import SHARES, VALUES
@@ -67,20 +66,7 @@ def parse_ranking_request(
     instances, embeddings, rows = [], [], []
     for i, raw in enumerate(raws):
         where = f"instances[{i}]"
-        if not isinstance(raw, dict):
-            raise BadRequest(where, "expected an object")
-        unknown = sorted(set(raw) - set(FIELDS))
-        if unknown:
-            raise BadRequest(f"{where}.{unknown[0]}", f"unknown field; an instance has {', '.join(FIELDS)}")
-        if raw.get("customer_id") is None:
-            raise BadRequest(f"{where}.customer_id", "missing")
-        instances.append(
-            Instance(
-                parse_customer_id(raw["customer_id"], f"{where}.customer_id", id_kind),
-                parse_top_k(raw.get("top_k"), f"{where}.top_k", options),
-                parse_time(raw.get("request_time"), f"{where}.request_time", now),
-            )
-        )
+        instances.append(parse_instance(raw, where, FIELDS, options, id_kind, now))
         embeddings.append(_embedding(raw.get("embedding"), f"{where}.embedding", dimension))
         rows.append(customers.check(raw.get("customer"), f"{where}.customer"))
     given = {len(e) for e in embeddings if e is not None}
@@ -98,13 +84,9 @@ def _embedding(value: Any, path: str, dimension: int | None) -> np.ndarray | Non
         raise BadRequest(path, "expected a non-empty flat list of numbers, or null")
     if dimension is not None and len(value) != dimension:
         raise BadRequest(path, f"expected {dimension} numbers (the index's dimension), got {len(value)}")
-    try:
-        vector = np.asarray(value, dtype=np.float64)
-    except OverflowError:  # an int beyond float64
-        vector = np.full(1, np.inf)
-    if not (np.abs(vector) <= FLOAT32_MAX).all():  # NaN or inf would make the vector search noise
+    if beyond_float32(value) or any(v != v for v in value):  # inf or NaN would make the vector search noise
         raise BadRequest(path, f"expected finite numbers within the float32 range (±{FLOAT32_MAX:.3g})")
-    return vector.astype(np.float32)
+    return np.asarray(value, dtype=np.float32)
 
 
 class Column(NamedTuple):

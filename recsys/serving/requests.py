@@ -13,8 +13,8 @@ numbers (outside :data:`RANGES` where the spec gives one, else beyond the towers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -111,18 +111,26 @@ def check_unique(instances: list[Instance]) -> None:
 def _instance(
     raw: Any, path: str, options: ServingOptions, kinds: Mapping[str, FeatureKind], id_kind: str, now: datetime
 ) -> Instance:
+    instance = parse_instance(raw, path, FIELDS, options, id_kind, now)
+    return replace(instance, features=_features(raw.get("features"), f"{path}.features", kinds))
+
+
+def parse_instance(
+    raw: Any, path: str, fields: Sequence[str], options: ServingOptions, id_kind: str, now: datetime
+) -> Instance:
+    """An instance object with only ``fields``, and its ``customer_id``, ``top_k`` and ``request_time`` checked as
+    every server of the chain checks them (the other fields are the caller's)."""
     if not isinstance(raw, dict):
         raise BadRequest(path, f"expected an object, got {_type(raw)}")
-    unknown = sorted(set(raw) - set(FIELDS))
+    unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise BadRequest(f"{path}.{unknown[0]}", f"unknown field; an instance has {', '.join(FIELDS)}")
+        raise BadRequest(f"{path}.{unknown[0]}", f"unknown field; an instance has {', '.join(fields)}")
     if "customer_id" not in raw or raw["customer_id"] is None:
         raise BadRequest(f"{path}.customer_id", "missing")
     return Instance(
         customer_id=parse_customer_id(raw["customer_id"], f"{path}.customer_id", id_kind),
         top_k=parse_top_k(raw.get("top_k"), f"{path}.top_k", options),
         request_time=parse_time(raw.get("request_time"), f"{path}.request_time", now),
-        features=_features(raw.get("features"), f"{path}.features", kinds),
     )
 
 
@@ -200,6 +208,12 @@ def _features(value: Any, path: str, kinds: Mapping[str, FeatureKind]) -> dict[s
             if item:
                 out[name] = [v.strip() for v in dict.fromkeys(item)]
     return out
+
+
+def beyond_float32(values: Iterable[Any]) -> bool:
+    """Whether a number is larger in size than a float32 holds (nulls and NaN are not): compared in Python, which
+    also takes an int too big for a float, and at a request's few values costs less than numpy's reductions."""
+    return any(v is not None and (v > FLOAT32_MAX or v < -FLOAT32_MAX) for v in values)
 
 
 def _number(value: Any, path: str, bounds: tuple[float, float]) -> float:

@@ -21,7 +21,7 @@ import polars as pl
 from kserve import Model
 from kserve.errors import InferenceError
 
-from recsys.serving.requests import FLOAT32_MAX, BadRequest
+from recsys.serving.requests import FLOAT32_MAX, BadRequest, beyond_float32
 
 Payload = dict[str, Any]
 Hop = Callable[[Payload, dict[str, str] | None], Awaitable[Payload]]
@@ -89,8 +89,7 @@ def _array(values: list[Any], kind: str, length: int | None, path: str) -> np.nd
     if found:
         names = ", ".join(sorted("null" if t is type(None) else t.__name__ for t in found))
         raise BadRequest(path, f"expected {kind} values{'' if length is None else ' in each list'}, found {names}")
-    # inf in the tower; in Python, as numpy's reductions cost more at a few values (NaN, a null, is no error)
-    if kind == "float" and any(v is not None and (v > FLOAT32_MAX or v < -FLOAT32_MAX) for v in elements):
+    if kind == "float" and beyond_float32(elements):  # inf in the tower (a null, NaN there, is no error)
         raise BadRequest(path, f"numbers beyond the float32 range (±{FLOAT32_MAX:.3g})")
     try:
         return np.asarray(values, dtype=_DTYPES[kind])
