@@ -42,8 +42,7 @@ def batch(
 
     settings = load_settings(backend=backend, home=home)
     when = _request_time(request_time)
-    if when is not None:
-        check_request_time(when, "--request-time")
+    when = None if when is None else check_request_time(when, "--request-time")  # naive UTC, not after tomorrow
     quiet_tensorflow()
     columns = (TextColumn("scoring customers"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -68,15 +67,9 @@ def batch(
 
 
 def _request_time(value: str | None) -> datetime | None:
-    from datetime import UTC
-
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         raise RecsysError(f"--request-time: not an ISO-8601 time: {value!r}") from None
-    try:
-        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
-    except OverflowError:  # an offset that moves year 1 or 9999 out of the calendar
-        raise RecsysError(f"--request-time: out of range once converted to UTC: {value!r}") from None

@@ -218,7 +218,7 @@ def check_request_time(when: datetime, name: str = "request_time", now: datetime
         try:
             when = when.astimezone(UTC).replace(tzinfo=None)
         except OverflowError:  # an offset that moves year 1 or 9999 out of the calendar
-            raise BatchError(f"{name} {when.isoformat()} is out of range once converted to UTC") from None
+            raise BatchError(f"{name}: out of range once converted to UTC: {when.isoformat()!r}") from None
     limit = cutoff(now or utc_now()) + timedelta(days=2)
     if when >= limit:
         raise BatchError(
