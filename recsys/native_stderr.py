@@ -60,14 +60,14 @@ def filtered_stderr(chatter: re.Pattern[str] = TENSORFLOW_CHATTER) -> Iterator[N
 class _FilteredLoader:
     """Runs another loader's ``exec_module`` (then ``after``) inside :func:`filtered_stderr`."""
 
-    def __init__(self, loader: Loader, after: Callable[[ModuleType], None], chatter: re.Pattern[str]) -> None:
-        self._loader, self._after, self._chatter = loader, after, chatter
+    def __init__(self, loader: Loader, after: Callable[[ModuleType], None]) -> None:
+        self._loader, self._after = loader, after
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        with filtered_stderr(self._chatter):
+        with filtered_stderr():
             self._loader.exec_module(module)
             self._after(module)
 
@@ -78,8 +78,8 @@ class _FilteredLoader:
 class _FirstImport(MetaPathFinder):
     """Finds ``name`` with the other finders, once, and hands it to a :class:`_FilteredLoader`."""
 
-    def __init__(self, name: str, after: Callable[[ModuleType], None], chatter: re.Pattern[str]) -> None:
-        self.name, self.after, self.chatter = name, after, chatter
+    def __init__(self, name: str, after: Callable[[ModuleType], None]) -> None:
+        self.name, self.after = name, after
 
     def find_spec(self, fullname: str, path: object, target: object = None) -> ModuleSpec | None:
         if fullname != self.name:
@@ -87,18 +87,16 @@ class _FirstImport(MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
         if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredLoader(spec.loader, self.after, self.chatter)  # type: ignore[assignment]
+            spec.loader = _FilteredLoader(spec.loader, self.after)  # type: ignore[assignment]
         return spec
 
 
-def filter_first_import(
-    name: str, after: Callable[[ModuleType], None] = lambda module: None, chatter: re.Pattern[str] = TENSORFLOW_CHATTER
-) -> None:
+def filter_first_import(name: str, after: Callable[[ModuleType], None] = lambda module: None) -> None:
     """Run the first import of top-level module ``name`` in this process (and then ``after(module)``) with its
     native chatter filtered, wherever that import happens. Nothing changes if ``name`` is already imported."""
     if name in sys.modules or any(isinstance(f, _FirstImport) and f.name == name for f in sys.meta_path):
         return
-    sys.meta_path.insert(0, _FirstImport(name, after, chatter))
+    sys.meta_path.insert(0, _FirstImport(name, after))
 
 
 def _probe_devices(tf: ModuleType) -> None:
