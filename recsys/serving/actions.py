@@ -1,10 +1,18 @@
 """What a customer does on the site, written back to the feature store: purchases (and clicks).
 
-:func:`record_purchase` appends the purchase to the ``transactions`` group (offline) and writes the customer's
-recomputed ``customer_history`` row — offline and online — so the very next request sees it: the bought
-article is filtered out, and the query tower reads the new history. The history is computed by the feature
-pipeline's own function (:func:`~recsys.features.customer_history.customer_history_as_of`) over the customer's
-stored purchases, as of the day after the newest one: the same row the pipeline's next run would write.
+:func:`record_purchase` appends the purchase to the ``purchases`` group (offline) and writes the customer's
+recomputed ``customer_history`` row, offline and online, so the very next request sees it: the bought article is
+filtered out, and the query tower reads the new history. The history is computed by the feature pipeline's own
+function (:func:`~recsys.features.customer_history.customer_history_as_of`) over the customer's stored purchases,
+as of the day after the newest one: the same row the pipeline computes once its source data has the purchase.
+
+Why a group of its own and not ``transactions``: that group is the source data's, and both other programs read its
+newest day. The feature pipeline's incremental run starts after it, and training's time split ends with it. A
+purchase written there (dated today, while the source data ends earlier) would make the next incremental run skip
+every source day in between, and move training's test week onto a week with only the site's purchases. So the
+site's purchases stay beside the source data: ``purchases`` holds those after the source's newest day, in the
+transactions columns, and histories are computed from both. A recorded purchase on a day the source data has since
+covered is left out (the source is the record of that day, the site's purchase included).
 
 Cost: the store's query interface has no row filter, so the stored transactions are read whole (the customer's
 rows and the market price level need them): fine for a demo or the ``small`` preset, seconds at H&M scale.
@@ -29,10 +37,20 @@ from recsys.features.validation import FeatureValidationError, Rule, rules_for, 
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS, GroupDef
 from recsys.pipeline.views import ARTICLES_VIEW
 from recsys.serving.requests import utc_now
-from recsys.store.base import Project
+from recsys.store.base import FeatureStore, Project
+from recsys.store.errors import NotFoundError
 
 CLICKS = GroupDef(
     "clicks", 1, ("customer_id", "article_id", "clicked_at"), "clicked_at", False, "Articles a customer clicked on."
+)
+PURCHASES = GroupDef(
+    "purchases",
+    1,
+    TRANSACTIONS.primary_key,
+    T_DAT,
+    False,
+    "Purchases the site recorded after the source data's newest day, in the transactions columns: read with the "
+    "transactions for the buyer's history until the source data covers their day.",
 )
 VALUES = "_values"
 
@@ -75,32 +93,30 @@ def record_purchase(
     ``customer_id`` of the store's id type (a non-empty string for H&M), ``quantity`` an integer >= 1, ``price``
     (when given) finite and >= 0, the purchase row passing the feature pipeline's transaction rules and the
     history row its ``customer_history`` rules. ``when`` may be no later than today (the pipeline's future-date
-    rule), and no earlier than the customer's latest stored purchase day: the stored history snapshots after an
-    earlier day would not count it (point in time, design §3), and the online row could go back in time.
-    Late purchases belong in the source data, for the feature pipeline. A new customer's first purchase may not
-    predate the transactions group's first day either.
+    rule), must be after the source data's newest day (the transactions group's: late purchases belong in the
+    source data, for the feature pipeline), and no earlier than the customer's latest recorded purchase (the
+    online history row would go back in time).
     """
     now = utc_now()
     quantity, price = _checked_numbers(quantity, price)
     day = _day(when or now)
     fs = project.feature_store
-    tx_group = TRANSACTIONS.get(fs)
-    stored = tx_group.select_all().read()
-    _check_id("customer_id", customer_id, stored.schema[CUSTOMER_ID])
-    _check_id("article_id", article_id, stored.schema[ARTICLE_ID])
+    source = TRANSACTIONS.get(fs).select_all().read()
+    _check_id("customer_id", customer_id, source.schema[CUSTOMER_ID])
+    _check_id("article_id", article_id, source.schema[ARTICLE_ID])
     articles = fs.get_feature_view(*ARTICLES_VIEW)
     known = articles.get_feature_vectors([{ARTICLE_ID: article_id}], allow_missing=True)
     if known.select(pl.all_horizontal(pl.exclude(ARTICLE_ID).is_null())).item():  # the store had no row
         raise ActionError(f"article {article_id!r} is not in the catalogue (the articles feature group)")
-    _check_day(day, stored, customer_id)
-    given = _transaction_row(stored.schema, customer_id, article_id, day, quantity, price, extra or {})
+    recorded = _recorded(fs, source)
+    _check_day(day, source, recorded, customer_id)
+    given = _transaction_row(source.schema, customer_id, article_id, day, quantity, price, extra or {})
     arguments = {T_DAT: ("when", when), QUANTITY: ("quantity", quantity), PRICE: ("price", price)}
     _validate(given, TRANSACTIONS.name, rules_for(TRANSACTIONS.name, given, now=now), arguments)
-    row = _add_to_day(given, stored)
+    row = _add_to_day(given, recorded)
 
-    everything = pl.concat(
-        [stored.join(row.select(TRANSACTIONS.primary_key), on=list(TRANSACTIONS.primary_key), how="anti"), row]
-    )
+    keys = list(TRANSACTIONS.primary_key)
+    everything = pl.concat([source, recorded.join(row.select(keys), on=keys, how="anti"), row])
     mine = everything.filter(pl.col(CUSTOMER_ID) == customer_id)
     bought = mine.get_column(ARTICLE_ID).unique().to_list()
     catalogue = articles.get_feature_vectors([{ARTICLE_ID: a} for a in bought], allow_missing=True)
@@ -114,7 +130,7 @@ def record_purchase(
     history_row = history.select(columns)
     rules = rules_for(CUSTOMER_HISTORY.name, history_row, now=now, n_last=n_last)
     _validate(history_row, CUSTOMER_HISTORY.name, rules, {})
-    tx_group.insert(row)
+    PURCHASES.get_or_create(fs).insert(row)
     history_group.insert(history_row)
     return Purchase(
         customer_id,
@@ -154,17 +170,30 @@ def _check_id(name: str, value: Any, dtype: pl.DataType) -> None:
         raise ActionError(f"{name} must be a non-empty string in this store, got {value!r}")
 
 
-def _check_day(day: datetime, stored: pl.DataFrame, customer_id: str | int) -> None:
+def _recorded(fs: FeatureStore, source: pl.DataFrame) -> pl.DataFrame:
+    """The site's recorded purchases the source data does not cover yet: those after its newest day."""
+    try:
+        recorded = PURCHASES.get(fs).read()
+    except NotFoundError:  # nothing recorded yet
+        return source.clear()
+    newest = source.get_column(T_DAT).max()
+    return recorded.filter(pl.col(T_DAT) > newest).select(source.columns)
+
+
+def _check_day(day: datetime, source: pl.DataFrame, recorded: pl.DataFrame, customer_id: str | int) -> None:
     """The lower bounds of the purchase's day (see :func:`record_purchase`)."""
-    first = stored.get_column(T_DAT).min()
-    latest = stored.filter(pl.col(CUSTOMER_ID) == customer_id).get_column(T_DAT).max()
+    newest = source.get_column(T_DAT).max()
+    if day <= newest:
+        raise ActionError(
+            f"when ({day.date()}) is not after the source data's newest day ({newest.date()}): the transactions "
+            "group covers that day already; add late purchases to the source data instead"
+        )
+    latest = recorded.filter(pl.col(CUSTOMER_ID) == customer_id).get_column(T_DAT).max()
     if latest is not None and day < latest:
         raise ActionError(
-            f"when ({day.date()}) is before customer {customer_id!r}'s latest stored purchase ({latest.date()}): "
-            "the history snapshots since would not count it; add late purchases to the source data instead"
+            f"when ({day.date()}) is before customer {customer_id!r}'s latest recorded purchase ({latest.date()}): "
+            "their online history is as of the day after it already"
         )
-    if first is not None and day < first:
-        raise ActionError(f"when ({day.date()}) is before the first day of the transactions group ({first.date()})")
 
 
 def _validate(row: pl.DataFrame, group: str, rules: list[Rule], arguments: Mapping[str, tuple[str, Any]]) -> None:
@@ -212,7 +241,7 @@ def _check_quantity(quantity: int, schema: pl.Schema, what: str = "") -> int:
 
 
 def _add_to_day(given: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
-    """``given`` added to the row stored that day for (customer, article), if any: quantity summed, price the mean
+    """``given`` added to the row recorded that day for (customer, article), if any: quantity summed, price the mean
     per unit of the priced units, the other columns the stored row's."""
     keys = list(TRANSACTIONS.primary_key)
     same = stored.join(given.select(keys), on=keys, how="semi")

@@ -18,6 +18,7 @@ import recsys.ui
 from recsys.config import load_settings
 from recsys.pipeline.groups import TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW
+from recsys.serving.actions import PURCHASES
 from recsys.serving.servers import ServingStack, free_port
 from recsys.store import connect
 from recsys.training.report import write_report
@@ -86,8 +87,9 @@ def test_buy_writes_the_purchase_and_the_article_leaves_the_grid(app_env: Servin
     )
     assert row.get_column("last_article_ids")[0][0] == bought  # the online history has it first
     # the purchase is recorded at the article's price level, which the shop reads from the ranking view
-    mine = TRANSACTIONS.get(fs).read().filter(pl.col("customer_id") == customer, pl.col("t_dat") > ui_run.last_day)
+    mine = PURCHASES.get(fs).read().filter(pl.col("customer_id") == customer)
     assert mine.select("article_id", "quantity").rows() == [(bought, 1)]
+    assert TRANSACTIONS.get(fs).read().get_column("t_dat").max() == ui_run.last_day  # the source data's group
     assert mine["price"][0] == pytest.approx(paid)
 
 

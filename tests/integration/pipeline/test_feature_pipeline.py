@@ -20,6 +20,7 @@ from recsys.features.customer_history import LAST_GAPS
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
 from recsys.pipeline.groups import ARTICLE_POPULARITY, CUSTOMER_HISTORY, FEATURE_GROUPS, TRANSACTIONS, GroupDef
 from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW, RETRIEVAL_VIEW, VIEWS
+from recsys.serving.actions import record_purchase
 from recsys.serving.model_set import ModelSetError, view
 from recsys.store import Project, connect
 from recsys.store.base import FeatureStore
@@ -62,6 +63,31 @@ def test_backfill_then_incremental_days_equals_one_backfill(tiny: Dataset, tmp_p
         if group.online_enabled:
             online = [group.get(p.feature_store).read(online=True).sort(group.primary_key) for p in (stepwise, whole)]
             assert_frame_equal(*online)
+
+
+def test_purchases_the_site_records_move_neither_the_watermark_nor_the_training_split(
+    tiny: Dataset, tmp_path: Path
+) -> None:
+    """A purchase recorded after the source's newest day (the shop's Buy, dated today) stays beside the source data:
+    the next incremental run still reads every source day after the backfill, training's test week still ends on
+    the source's newest day, and once the source covers the purchase's day the source is its record."""
+    last = tiny.transactions.get_column("t_dat").max()
+    day = timedelta(days=1)
+    project = fresh(tmp_path, "home")
+    backfill(project, tiny, FeatureOptions(until=last - 3 * day))
+    customer = tiny.transactions.filter(pl.col("t_dat") == last - 3 * day).get_column("customer_id")[0]
+    bought = tiny.transactions.filter(pl.col("customer_id") == customer).get_column("article_id")
+    article = tiny.articles.filter(~pl.col("article_id").is_in(bought.implode())).get_column("article_id")[0]
+    record_purchase(project, customer, article, last - day)
+    assert load_retrieval_data(project).test.get_column("t_dat").max() == last - 3 * day
+
+    run = incremental(project, tiny)
+    assert (run.first_day, run.last_day) == (last - 2 * day, last)  # no source day skipped
+
+    later = record_purchase(project, customer, bought[0], last + day)
+    daily = TRANSACTIONS.get(project.feature_store).read().filter(pl.col("customer_id") == customer)
+    # the recorded purchase on a day the source now covers (and does not have) no longer counts; the new one does
+    assert later.n_purchases == daily.height + 1
 
 
 def test_incremental_twice_writes_nothing_the_second_time(tiny: Dataset, tmp_path: Path) -> None:

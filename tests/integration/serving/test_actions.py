@@ -1,4 +1,4 @@
-"""Purchases written back: the transaction offline, the recomputed history online, read by the next request."""
+"""Purchases written back: the purchase offline, the recomputed history online, read by the next request."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from recsys.data.dataset import CUSTOMER_ID
 from recsys.features.customer_history import customer_history_as_of
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW
-from recsys.serving.actions import ActionError, record_click, record_purchase
+from recsys.serving.actions import PURCHASES, ActionError, record_click, record_purchase
 from recsys.store import Project
+from recsys.store.errors import NotFoundError
 
 
 def test_purchase_updates_the_history_the_next_request_reads(tiny_run: TinyRun) -> None:
@@ -22,6 +23,7 @@ def test_purchase_updates_the_history_the_next_request_reads(tiny_run: TinyRun) 
     fs = project.feature_store
     customer = tiny_run.recent_buyers(1, skip=10)[0]
     view = fs.get_feature_view(*CUSTOMERS_VIEW)
+    source = TRANSACTIONS.get(fs).read()
     before = view.get_feature_vector({CUSTOMER_ID: customer}).row(0, named=True)
     fresh = tiny_run.articles.filter(~pl.col("article_id").is_in(before["last_article_ids"])).row(0, named=True)
     when = tiny_run.request_time - timedelta(hours=2)
@@ -31,14 +33,17 @@ def test_purchase_updates_the_history_the_next_request_reads(tiny_run: TinyRun) 
     assert (first.quantity, second.quantity) == (1, 3)  # one day, one row: quantities add up
     assert first.history_as_of == first.day + timedelta(days=1)  # like a pipeline snapshot: the next day
 
-    tx = fs.get_feature_group("transactions", 1).read()
-    day = tx.filter((pl.col(CUSTOMER_ID) == customer) & (pl.col("article_id") == fresh["article_id"]))
+    recorded = PURCHASES.get(fs).read()
+    day = recorded.filter((pl.col(CUSTOMER_ID) == customer) & (pl.col("article_id") == fresh["article_id"]))
     assert day.select("quantity", "price").rows() == [(3, pytest.approx((0.02 + 2 * 0.05) / 3))]
+    # the source data's group is left as it was: the pipeline's watermark and training's split stay on it
+    assert TRANSACTIONS.get(fs).read().equals(source)
 
     after = view.get_feature_vector({CUSTOMER_ID: customer}).row(0, named=True)
     assert after["last_article_ids"][0] == fresh["article_id"]
     assert after["n_purchases"] == before["n_purchases"] + 1 and after["n_units"] == before["n_units"] + 3
-    # the same row the feature pipeline computes from all transactions
+    # the same row the feature pipeline computes from all transactions once the source data has the purchase
+    tx = pl.concat([source, recorded])
     expected = customer_history_as_of(tx, tiny_run.articles, first.history_as_of).filter(
         pl.col(CUSTOMER_ID) == customer
     )
@@ -55,10 +60,14 @@ def test_unknown_article_and_clicks(tiny_run: TinyRun) -> None:
 
 
 def stored(project: Project) -> list[pl.DataFrame]:
-    """What a purchase writes: the transactions, and the history offline and online."""
+    """What a purchase could write: the transactions, the recorded purchases, and the history offline and online."""
     fs = project.feature_store
     history = CUSTOMER_HISTORY.get(fs)
-    return [TRANSACTIONS.get(fs).read(), history.read(), history.read(online=True)]
+    try:
+        recorded = PURCHASES.get(fs).read()
+    except NotFoundError:
+        recorded = pl.DataFrame()
+    return [TRANSACTIONS.get(fs).read(), recorded, history.read(), history.read(online=True)]
 
 
 BAD_PURCHASES = {
@@ -76,7 +85,7 @@ BAD_PURCHASES = {
     "text article": ({"article_id": "abc"}, "article_id must be an integer"),
     "year 9999": ({"when": datetime(9999, 1, 1)}, "when=datetime.datetime(9999, 1, 1, 0, 0) breaks"),
     "tomorrow": ({"when": datetime.now(UTC) + timedelta(days=1)}, "'t_dat_not_future'"),
-    "year 1": ({"when": datetime(1, 1, 1)}, "when (0001-01-01) is before customer"),
+    "year 1": ({"when": datetime(1, 1, 1)}, "when (0001-01-01) is not after the source data's newest day"),
     "year 1, aware": ({"when": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, "when is out of range"),
     "text when": ({"when": "2020-09-01"}, "when must be a datetime"),
     "bad extra": ({"extra": {"sales_channel_id": [1]}}, "extra {'sales_channel_id': [1]} does not fit"),
@@ -85,13 +94,14 @@ BAD_PURCHASES = {
 
 @pytest.mark.parametrize("change", BAD_PURCHASES.values(), ids=BAD_PURCHASES.keys())
 def test_a_bad_argument_is_named_and_nothing_is_written(tiny_run: TinyRun, change: tuple[dict[str, Any], str]) -> None:
-    """Each bad argument alone, on a purchase that adds to a row stored that day (where a sum or a mean of the
+    """Each bad argument alone, on a purchase that adds to a row recorded that day (where a sum or a mean of the
     day's row would hide a bad quantity or price)."""
     project = tiny_run.project
-    before = stored(project)
     customer = tiny_run.recent_buyers(1, skip=20)[0]
-    last = before[0].filter(pl.col(CUSTOMER_ID) == customer).sort("t_dat").row(-1, named=True)
-    purchase = {"customer_id": customer, "article_id": last["article_id"], "when": last["t_dat"], "price": 0.03}
+    article = tiny_run.articles.get_column("article_id")[3]
+    purchase = {"customer_id": customer, "article_id": article, "when": tiny_run.request_time, "price": 0.03}
+    record_purchase(project, **purchase)  # the row of the day (again for each case: quantities add up)
+    before = stored(project)
     overrides, message = change
     with pytest.raises(ActionError) as info:
         record_purchase(project, **(purchase | overrides))
@@ -100,16 +110,19 @@ def test_a_bad_argument_is_named_and_nothing_is_written(tiny_run: TinyRun, chang
     assert all(a.equals(b) for a, b in zip(before, after, strict=True))
 
 
-def test_a_purchase_before_the_customers_latest_or_the_first_day_is_refused(tiny_run: TinyRun) -> None:
-    """The stored snapshots after an earlier day would not count it: late purchases go through the pipeline."""
+def test_a_purchase_on_a_source_day_or_before_the_customers_latest_is_refused(tiny_run: TinyRun) -> None:
+    """Late purchases go through the source data; a customer's online history never goes back in time."""
     project = tiny_run.project
-    before = stored(project)
     customer = tiny_run.recent_buyers(1, skip=30)[0]
-    latest = before[0].filter(pl.col(CUSTOMER_ID) == customer).get_column("t_dat").max()
     article = tiny_run.articles.get_column("article_id")[0]
-    with pytest.raises(ActionError, match=r"before customer .* latest stored purchase"):
-        record_purchase(project, customer, article, latest - timedelta(days=2))
-    first = before[0].get_column("t_dat").min()
-    with pytest.raises(ActionError, match="before the first day of the transactions group"):
-        record_purchase(project, "someone-new", article, first - timedelta(days=1))
+    newest = TRANSACTIONS.get(project.feature_store).read().get_column("t_dat").max()
+    before = stored(project)
+    with pytest.raises(ActionError, match=r"\(\d{4}-\d\d-\d\d\) is not after the source data's newest day"):
+        record_purchase(project, "someone-new", article, newest + timedelta(hours=23))
     assert all(a.equals(b) for a, b in zip(before, stored(project), strict=True))
+    record_purchase(project, customer, article, newest + timedelta(days=3))
+    before = stored(project)
+    with pytest.raises(ActionError, match=r"before customer .* latest recorded purchase"):
+        record_purchase(project, customer, article, newest + timedelta(days=2))
+    assert all(a.equals(b) for a, b in zip(before, stored(project), strict=True))
+    record_purchase(project, "someone-new", article, newest + timedelta(days=2))  # others' purchases do not count
