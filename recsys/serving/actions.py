@@ -12,7 +12,10 @@ purchase written there (dated today, while the source data ends earlier) would m
 every source day in between, and move training's test week onto a week with only the site's purchases. So the
 site's purchases stay beside the source data: ``purchases`` holds those after the source's newest day, in the
 transactions columns, and histories are computed from both. A recorded purchase on a day the source data has since
-covered is left out (the source is the record of that day, the site's purchase included).
+covered is left out (the source is the record of that day, the site's purchase included). The feature pipeline
+reads only the source: its snapshot of a buyer with a recorded purchase after the source's new days is dated
+before that purchase's, so the online row stays the recorded one until the buyer's next purchase (it lacks source
+purchases the site never recorded, e.g. from another channel).
 
 Cost: the store's query interface has no row filter, so the stored transactions are read whole (the customer's
 rows and the market price level need them): fine for a demo or the ``small`` preset, seconds at H&M scale.
