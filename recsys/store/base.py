@@ -93,6 +93,11 @@ class FeatureGroup(ABC):
     def select_all(self) -> Query:
         """A query over all of the group's columns."""
 
+    def column_types(self, features: Sequence[str]) -> pl.Schema:
+        """The stored types of ``features``: this default reads the columns, every row of them; a backend that
+        keeps its schema overrides it to read none (a click checks its ids' types this way)."""
+        return self.select(features).read().schema
+
     @abstractmethod
     def find_neighbors(
         self,

@@ -45,6 +45,17 @@ from recsys.store.schema import check_keys, check_name, normalize_frame
 WRITE_OPTIONS = {"wait_for_job": True}
 SIMILARITY = {"ip": "dot_product", "l2": "l2_norm", "cosine": "cosine"}
 _TAG = " [recsys] "
+# Offline (Hive) types whose polars type is plain: columns of other types are read for theirs.
+_PLAIN_TYPES = {
+    "string": pl.String,
+    "bigint": pl.Int64,
+    "int": pl.Int32,
+    "smallint": pl.Int16,
+    "tinyint": pl.Int8,
+    "boolean": pl.Boolean,
+    "double": pl.Float64,
+    "float": pl.Float32,
+}
 
 
 def login_kwargs(settings: Settings) -> dict[str, Any]:
@@ -151,6 +162,20 @@ class HopsworksFeatureGroup(FeatureGroup):
 
     def select_all(self) -> HopsworksQuery:
         return HopsworksQuery(self.sdk.select_all(), [f.name for f in self.sdk.features])
+
+    def column_types(self, features: Sequence[str]) -> pl.Schema:
+        """From the SDK's feature types when they are plain (ids are), else read (the base class's way)."""
+        offline = {f.name: str(f.type).lower() for f in self.sdk.features}
+        unknown = [name for name in features if name not in offline]
+        if unknown:
+            raise SchemaError(
+                f"feature group '{self.name}' v{self.version}: unknown feature(s) {unknown}; it has {list(offline)}",
+                column=unknown[0],
+            )
+        types = {name: _PLAIN_TYPES.get(offline[name]) for name in features}
+        if all(types.values()):
+            return pl.Schema(types)
+        return super().column_types(features)
 
     def find_neighbors(
         self,

@@ -175,6 +175,10 @@ class LocalFeatureGroup(FeatureGroup):
     def select_all(self) -> LocalQuery:
         return LocalQuery(self, list(self.require_schema().names()))
 
+    def column_types(self, features: Sequence[str]) -> pl.Schema:
+        schema = self.require_schema()  # the group's metadata: no table read
+        return pl.Schema({name: schema[name] for name in self.select(features).features})  # unknown: SchemaError
+
     def commit_details(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Delta commit history, newest first (like ``hsfs`` ``commit_details``)."""
         return self.offline.history(limit)

@@ -40,6 +40,13 @@ def test_insert_then_read_round_trips_values_and_dtypes(project: Project, unique
     assert got.schema == customers_frame().schema
 
 
+def test_column_types_are_the_stored_types_and_name_an_unknown_column(project: Project, unique) -> None:
+    group = customers(project, unique)
+    assert group.column_types(["age", "customer_id"]) == pl.Schema({"age": pl.Int64, "customer_id": pl.String})
+    with pytest.raises(SchemaError, match="nope"):
+        group.column_types(["customer_id", "nope"])
+
+
 def test_insert_upserts_on_primary_key(project: Project, unique) -> None:
     group = customers(project, unique)
     update = pl.DataFrame(

@@ -32,6 +32,20 @@ def test_old_versions_stay_readable(local_project: Project) -> None:
         group.read(as_of_version=5)
 
 
+def test_column_types_come_from_the_metadata_without_reading_the_table(
+    local_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = local_project.feature_store.get_or_create_feature_group("articles", 1, ["article_id"])
+    group.insert(pl.DataFrame({"article_id": [1, 2], "colour": ["red", "blue"]}))
+
+    def no_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the table was read")
+
+    monkeypatch.setattr(offline.DeltaOffline, "scan", no_read)
+    monkeypatch.setattr(offline.DeltaOffline, "read", no_read)
+    assert group.column_types(["colour", "article_id"]) == pl.Schema({"colour": pl.String, "article_id": pl.Int64})
+
+
 def test_a_large_frame_is_written_in_slices_and_replaced_whole(local_project: Project, monkeypatch) -> None:
     monkeypatch.setattr(offline, "SLICE_ROWS", 4)
     group = local_project.feature_store.get_or_create_feature_group("transactions", 1, ["customer_id", "article_id"])

@@ -7,6 +7,7 @@ are the SDK's own objects, constructed offline.
 
 from __future__ import annotations
 
+from datetime import datetime
 from unittest.mock import create_autospec
 
 import numpy as np
@@ -24,7 +25,7 @@ from hsml import model_registry
 from hsml.python import signature as python_signature
 
 from recsys.config import load_settings
-from recsys.store import EmbeddingIndex, NotFoundError, ValidationError
+from recsys.store import EmbeddingIndex, NotFoundError, SchemaError, ValidationError
 from recsys.store import hopsworks_backend as hb
 
 
@@ -121,6 +122,25 @@ def test_queries_are_real_sdk_queries_with_prefixes(python_engine: None) -> None
     assert query.features == ["customer_id", "age", "h_n"]
     join = query.sdk._joins[0]
     assert join._prefix == "h_" and join._join_type == "INNER" and [f.name for f in join._on] == ["customer_id"]
+
+
+def test_column_types_of_plain_features_read_no_rows(python_engine: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    tx = sdk_group(
+        "transactions",
+        ["customer_id"],
+        [("customer_id", "string"), ("article_id", "bigint"), ("t_dat", "timestamp")],
+        event_time="t_dat",
+    )
+    group = hb.HopsworksFeatureGroup(tx)
+    read = create_autospec(SdkQuery.read, return_value=pl.DataFrame({"t_dat": [datetime(2020, 1, 1)]}))
+    monkeypatch.setattr(SdkQuery, "read", read)
+    ids = pl.Schema({"customer_id": pl.String, "article_id": pl.Int64})
+    assert group.column_types(["customer_id", "article_id"]) == ids
+    read.assert_not_called()
+    assert group.column_types(["t_dat"]) == pl.Schema({"t_dat": pl.Datetime("us")})  # not a plain type: read
+    read.assert_called_once()
+    with pytest.raises(SchemaError, match=r"unknown feature\(s\) \['nope'\]"):
+        group.column_types(["nope"])
 
 
 def test_feature_view_calls_match_the_sdk(python_engine: None) -> None:
