@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from numbers import Integral, Real
 from typing import Any
 
@@ -40,7 +40,7 @@ from recsys.features.validation import FeatureValidationError, Rule, rules_for, 
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS, GroupDef
 from recsys.pipeline.views import ARTICLES_VIEW
 from recsys.serving.requests import utc_now
-from recsys.store.base import FeatureStore, Project
+from recsys.store.base import FeatureStore, FeatureView, Project
 from recsys.store.errors import NotFoundError
 
 CLICKS = GroupDef(
@@ -102,15 +102,13 @@ def record_purchase(
     """
     now = utc_now()
     quantity, price = _checked_numbers(quantity, price)
-    day = _day(when or now)
+    day = _day(now if when is None else when)
     fs = project.feature_store
     source = TRANSACTIONS.get(fs).select_all().read()
     _check_id("customer_id", customer_id, source.schema[CUSTOMER_ID])
     _check_id("article_id", article_id, source.schema[ARTICLE_ID])
     articles = fs.get_feature_view(*ARTICLES_VIEW)
-    known = articles.get_feature_vectors([{ARTICLE_ID: article_id}], allow_missing=True)
-    if known.select(pl.all_horizontal(pl.exclude(ARTICLE_ID).is_null())).item():  # the store had no row
-        raise ActionError(f"article {article_id!r} is not in the catalogue (the articles feature group)")
+    _check_in_catalogue(articles, article_id)
     recorded = _recorded(fs, source)
     _check_day(day, source, recorded, customer_id)
     given = _transaction_row(source.schema, customer_id, article_id, day, quantity, price, extra or {})
@@ -169,8 +167,18 @@ def _check_id(name: str, value: Any, dtype: pl.DataType) -> None:
     if dtype.is_integer():
         if isinstance(value, bool) or not isinstance(value, Integral):
             raise ActionError(f"{name} must be an integer in this store, got {value!r}")
+        low, high = pl.select(dtype.min().alias("low"), dtype.max().alias("high")).row(0)
+        if not low <= value <= high:  # SQLite and polars would overflow on it
+            raise ActionError(f"{name} must be between {low} and {high} (the stored {dtype}), got {value}")
     elif dtype == pl.String and (not isinstance(value, str) or not value.strip()):
         raise ActionError(f"{name} must be a non-empty string in this store, got {value!r}")
+
+
+def _check_in_catalogue(articles: FeatureView, article_id: int | str) -> None:
+    """An article the articles view has online (``article_id`` of the store's id type: see :func:`_check_id`)."""
+    known = articles.get_feature_vectors([{ARTICLE_ID: article_id}], allow_missing=True)
+    if known.select(pl.all_horizontal(pl.exclude(ARTICLE_ID).is_null())).item():  # the store had no row
+        raise ActionError(f"article {article_id!r} is not in the catalogue (the articles feature group)")
 
 
 def _recorded(fs: FeatureStore, source: pl.DataFrame) -> pl.DataFrame:
@@ -258,9 +266,33 @@ def _add_to_day(given: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
 
 
 def record_click(project: Project, customer_id: str | int, article_id: int | str, when: datetime | None = None) -> None:
-    """Append a click to the offline ``clicks`` group (what a customer looked at; not a feature yet)."""
+    """Append a click to the offline ``clicks`` group (what a customer looked at; not a feature yet).
+
+    ``when`` defaults to now and is stored as naive UTC. Every argument is checked before anything is written, and
+    a bad one is an :class:`ActionError` that names it: the ids of the store's id types (the transactions group's,
+    read from its schema, not its rows: a click is cheap), the article in the catalogue, ``when`` a datetime no
+    later than today (UTC; the purchases' rule). A customer the store does not know may click: a new visitor
+    browses before buying, as :func:`record_purchase` takes a new customer's first purchase.
+    """
+    now = utc_now()
+    clicked_at = _time(now if when is None else when)
+    if cutoff(clicked_at) > cutoff(now):
+        raise ActionError(f"when ({clicked_at}) is in the future: a click is recorded no later than today (UTC)")
+    fs = project.feature_store
+    ids = TRANSACTIONS.get(fs).column_types([CUSTOMER_ID, ARTICLE_ID])
+    _check_id("customer_id", customer_id, ids[CUSTOMER_ID])
+    _check_id("article_id", article_id, ids[ARTICLE_ID])
+    _check_in_catalogue(fs.get_feature_view(*ARTICLES_VIEW), article_id)
     row = pl.DataFrame(
-        {CUSTOMER_ID: [customer_id], ARTICLE_ID: [article_id], "clicked_at": [when or utc_now()]},
-        schema_overrides={"clicked_at": pl.Datetime("us")},
+        {CUSTOMER_ID: [customer_id], ARTICLE_ID: [article_id], "clicked_at": [clicked_at]},
+        schema={CUSTOMER_ID: ids[CUSTOMER_ID], ARTICLE_ID: ids[ARTICLE_ID], "clicked_at": pl.Datetime("us")},
     )
-    CLICKS.get_or_create(project.feature_store).insert(row)
+    CLICKS.get_or_create(fs).insert(row)
+
+
+def _time(when: Any) -> datetime:
+    """``when`` as naive UTC, like every time in the store."""
+    if not isinstance(when, datetime):  # a day alone is not the time of a click
+        raise ActionError(f"when must be a datetime, got {when!r}")
+    _day(when)  # an aware time near year 1 or 9999 has no UTC day
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import polars as pl
@@ -13,9 +13,8 @@ from recsys.data.dataset import CUSTOMER_ID
 from recsys.features.customer_history import customer_history_as_of
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS
 from recsys.pipeline.views import CUSTOMERS_VIEW
-from recsys.serving.actions import PURCHASES, ActionError, record_click, record_purchase
-from recsys.store import Project
-from recsys.store.errors import NotFoundError
+from recsys.serving.actions import CLICKS, PURCHASES, ActionError, record_click, record_purchase
+from recsys.store import NotFoundError, Project
 
 
 def test_purchase_updates_the_history_the_next_request_reads(tiny_run: TinyRun) -> None:
@@ -54,9 +53,56 @@ def test_purchase_updates_the_history_the_next_request_reads(tiny_run: TinyRun) 
 def test_unknown_article_and_clicks(tiny_run: TinyRun) -> None:
     with pytest.raises(ActionError, match="not in the catalogue"):
         record_purchase(tiny_run.project, "someone", 424242, tiny_run.request_time)
-    record_click(tiny_run.project, "someone", 424242, tiny_run.request_time)
-    clicks = tiny_run.project.feature_store.get_feature_group("clicks", 1).read()
-    assert clicks.select("customer_id", "article_id").rows() == [("someone", 424242)]
+    known = tiny_run.recent_buyers(1, skip=40)[0]
+    article = tiny_run.articles.get_column("article_id")[1]
+    at = tiny_run.request_time - timedelta(hours=1)
+    record_click(tiny_run.project, known, article, at)
+    # a visitor the store does not know may click (stored as naive UTC, like every time in the store)
+    record_click(tiny_run.project, "someone-new", article, at.replace(tzinfo=timezone(timedelta(hours=2))))
+    rows = stored_clicks(tiny_run.project).rows()
+    assert (known, article, at) in rows and ("someone-new", article, at - timedelta(hours=2)) in rows
+
+
+def stored_clicks(project: Project) -> pl.DataFrame | None:
+    try:
+        return CLICKS.get(project.feature_store).read()
+    except NotFoundError:  # no click recorded yet
+        return None
+
+
+BAD_CLICKS = {
+    "empty customer": ({"customer_id": ""}, "customer_id must be a non-empty string"),
+    "numeric customer": ({"customer_id": 5}, "customer_id must be a non-empty string in this store, got 5"),
+    "text article": ({"article_id": "abc"}, "article_id must be an integer in this store, got 'abc'"),
+    "boolean article": ({"article_id": True}, "article_id must be an integer in this store, got True"),
+    "huge article": ({"article_id": 2**70}, "article_id must be between"),
+    "unknown article": ({"article_id": 424242}, "article 424242 is not in the catalogue"),
+    "tomorrow": ({"when": datetime.now(UTC) + timedelta(days=1)}, "is in the future"),
+    "year 9999": ({"when": datetime(9999, 1, 1)}, "when (9999-01-01 00:00:00) is in the future"),
+    "year 1, aware": ({"when": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, "when is out of range"),
+    "text when": ({"when": "2020-09-01"}, "when must be a datetime"),
+    "empty when": ({"when": ""}, "when must be a datetime"),
+    "a day, no time": ({"when": date(2020, 9, 1)}, "when must be a datetime"),
+}
+
+
+@pytest.mark.parametrize("change", BAD_CLICKS.values(), ids=BAD_CLICKS.keys())
+def test_a_bad_click_argument_is_named_and_nothing_is_written(
+    tiny_run: TinyRun, change: tuple[dict[str, Any], str]
+) -> None:
+    project = tiny_run.project
+    before = stored_clicks(project)
+    click = {
+        "customer_id": tiny_run.recent_buyers(1, skip=50)[0],
+        "article_id": tiny_run.articles.get_column("article_id")[2],
+        "when": tiny_run.request_time,
+    }
+    overrides, message = change
+    with pytest.raises(ActionError) as info:
+        record_click(project, **(click | overrides))
+    assert message in str(info.value)
+    after = stored_clicks(project)
+    assert after is None if before is None else before.equals(after)
 
 
 def stored(project: Project) -> list[pl.DataFrame]:
@@ -80,6 +126,7 @@ BAD_PURCHASES = {
     "boolean quantity": ({"quantity": True}, "quantity must be an integer"),
     "negative quantity": ({"quantity": -1}, "quantity=-1 breaks the transactions rule 'quantity_in_range'"),
     "huge quantity": ({"quantity": 2**40}, "quantity must be at most"),
+    "huge article": ({"article_id": 2**70}, "article_id must be between"),
     "empty customer": ({"customer_id": ""}, "customer_id must be a non-empty string"),
     "numeric customer": ({"customer_id": 5}, "customer_id must be a non-empty string in this store, got 5"),
     "text article": ({"article_id": "abc"}, "article_id must be an integer"),
@@ -88,6 +135,7 @@ BAD_PURCHASES = {
     "year 1": ({"when": datetime(1, 1, 1)}, "when (0001-01-01) is not after the source data's newest day"),
     "year 1, aware": ({"when": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, "when is out of range"),
     "text when": ({"when": "2020-09-01"}, "when must be a datetime"),
+    "empty when": ({"when": ""}, "when must be a datetime"),
     "bad extra": ({"extra": {"sales_channel_id": [1]}}, "extra {'sales_channel_id': [1]} does not fit"),
 }
 
