@@ -7,7 +7,8 @@ machine the ports are reachable from outside unless a firewall says otherwise.
 
 The public endpoint (the query transformer) also gets :class:`BodyLimit`: a body over ``max_body_bytes`` or
 one that is not JSON is answered 400 before KServe reads it, and every :class:`~.requests.BadRequest` is answered
-``{"error": "<field>: <what is wrong>", "field": "<field>"}``.
+``{"error": "<field>: <what is wrong>", "field": "<field>"}``. Every server gets :class:`CloudEventRequests`, for
+the binary CloudEvents KServe's decoder fails on.
 """
 
 from __future__ import annotations
@@ -74,35 +75,80 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _reject(send, "body", f"{int(declared)} bytes, the limit is {self.max_bytes}")
             return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await _reject(send, "body", f"more than {self.max_bytes} bytes, the limit")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        body = await _read_body(receive, self.max_bytes)
+        if body is None:  # the client went away
+            return
+        if len(body) > self.max_bytes:
+            await _reject(send, "body", f"more than {self.max_bytes} bytes, the limit")
+            return
         try:
             orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             await _reject(send, "body", f"not valid JSON ({exc})")
             return
-        replayed = False
+        await self.app(scope, _replay(body, receive), send)
 
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+# The headers that make KServe decode a request as a binary CloudEvent (cloudevents' has_binary_headers).
+CLOUDEVENT_HEADERS = frozenset((b"ce-specversion", b"ce-source", b"ce-type", b"ce-id"))
+
+
+class CloudEventRequests:
+    """ASGI middleware of every server: the binary CloudEvents that KServe cannot decode, mended or refused.
+
+    KServe decodes a binary CloudEvent (a request with the four :data:`CLOUDEVENT_HEADERS`) before the model sees
+    it, and answers two valid ones with a 500 (``AttributeError`` in ``DataPlane.decode_cloudevent``): one with a
+    ``ce-contenttype`` header (in CloudEvents 1.0 an extension attribute; KServe then parses the data as JSON
+    and decodes the parsed value as if it were bytes), and one without data. The first loses that header (the
+    binary binding's data content type is the Content-Type header, which stays), and is then read like any other
+    event; the second is a 400, as it has no request in it. Other requests pass untouched.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = scope.get("headers") or []
+        names = {name for name, _ in headers}
+        if scope["type"] != "http" or scope.get("method") != "POST" or not CLOUDEVENT_HEADERS.issubset(names):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
+        if not body:
+            await _reject(send, "body", "empty: the CloudEvent's data must be the request")
+            return
+        kept = [(name, value) for name, value in headers if name != b"ce-contenttype"]
+        await self.app({**scope, "headers": kept}, _replay(body, receive), send)
+
+
+async def _read_body(receive: Any, max_bytes: int | None = None) -> bytes | None:
+    """The request body (reading stops once it is over ``max_bytes``); None if the client disconnected."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body") or (max_bytes is not None and size > max_bytes):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives the app the body read already, then what the client sends next."""
+    replayed = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def _reject(send: Any, field_name: str, message: str) -> None:
@@ -172,6 +218,7 @@ def serve(spec: ServerSpec) -> None:
         return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
 
     model_server.app.add_exception_handler(BadRequest, bad_request)
+    model_server.app.add_middleware(CloudEventRequests)
     if spec.role == "query_transformer":
         model_server.app.add_middleware(BodyLimit, max_bytes=ServingOptions.from_dict(spec.options).max_body_bytes)
     server = kserve.ModelServer(

@@ -190,6 +190,7 @@ def test_bad_requests_get_400_and_the_server_keeps_serving(
 
 
 CLOUDEVENT = {"ce-specversion": "1.0", "ce-type": "recommend", "ce-source": "tests", "ce-id": "1"}
+CE_CONTENTTYPE = ["cloudevent-contenttype", "cloudevent-contenttype-untyped", "cloudevent-contenttype-text"]
 
 
 @pytest.mark.parametrize(
@@ -201,8 +202,13 @@ CLOUDEVENT = {"ce-specversion": "1.0", "ce-type": "recommend", "ce-source": "tes
         {"content-type": "application/x-www-form-urlencoded"},
         {"content-type": "application/octet-stream"},
         {**CLOUDEVENT, "content-type": "application/json"},
+        CLOUDEVENT,
+        # ce-contenttype (an extension attribute in CloudEvents 1.0) made KServe answer 500 (CloudEventRequests)
+        {**CLOUDEVENT, "ce-contenttype": "application/json", "content-type": "application/json"},
+        {**CLOUDEVENT, "ce-contenttype": "application/json"},
+        {**CLOUDEVENT, "ce-contenttype": "text/plain", "content-type": "text/plain"},
     ],
-    ids=["json", "none", "text", "form", "octet-stream", "cloudevent"],
+    ids=["json", "none", "text", "form", "octet-stream", "cloudevent", "cloudevent-untyped", *CE_CONTENTTYPE],
 )
 def test_a_json_body_is_read_whatever_its_content_type(
     served: Served, client: httpx.Client, headers: dict[str, str]
@@ -223,6 +229,16 @@ def internal_url(served: Served, server: str) -> str:
     assert port is not None, served.output
     name = QUERY_SERVICE if server == "query predictor" else RANKING_SERVICE
     return f"http://127.0.0.1:{port.group(1)}/v1/models/{name}:predict"
+
+
+@pytest.mark.parametrize("server", ["public", "query predictor", "ranking transformer", "ranking predictor"])
+def test_a_cloudevent_without_data_is_a_400_at_every_server(served: Served, client: httpx.Client, server: str) -> None:
+    """KServe answered it with a 500 (it decodes the missing data as bytes) at the servers behind the public one."""
+    url = served.url if server == "public" else internal_url(served, server)
+    response = client.post(url, content=b"", headers={**CLOUDEVENT, "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "body", response.text
+    assert ask(client, served, {"instances": [{"customer_id": "after-an-empty-event", "top_k": 3}]}).status_code == 200
 
 
 DIMENSION = 32  # tinyrun's embedding_dim

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from kserve.errors import InferenceError
 
-from recsys.serving.process import BodyLimit, ServerSpec
+from recsys.serving.process import CLOUDEVENT_HEADERS, BodyLimit, CloudEventRequests, ServerSpec
 from recsys.serving.requests import BadRequest
 from recsys.serving.wire import HttpHop, columns_to_arrays, frame_to_columns, listed
 
@@ -108,7 +108,7 @@ def test_server_spec_round_trip() -> None:
 # -- the body limit, as an ASGI middleware in front of a stand-in app that echoes what it read ---------------
 
 
-async def _call(middleware: BodyLimit, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
+async def _call(middleware: Any, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> tuple[int, Any]:
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
     sent: list[dict[str, Any]] = []
 
@@ -148,6 +148,27 @@ def test_body_limit() -> None:
     assert status == 400 and error["field"] == "body"
     status, error = asyncio.run(_call(limit, [b"{not json"], []))
     assert status == 400 and error["error"].startswith("body: not valid JSON")
+
+
+async def _echo_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    body = (await receive())["body"]
+    names = [name.decode() for name, _ in scope["headers"]]
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": orjson.dumps({"read": body.decode(), "headers": names})})
+
+
+def test_cloudevents_that_kserve_cannot_decode_are_mended_or_refused() -> None:
+    events = CloudEventRequests(_echo_headers)
+    event = [(name, b"x") for name in sorted(CLOUDEVENT_HEADERS)]
+    extension = [*event, (b"ce-contenttype", b"application/json")]
+    status, echoed = asyncio.run(_call(events, [b'{"a": 1}'], extension))
+    assert status == 200 and echoed["read"] == '{"a": 1}' and "ce-contenttype" not in echoed["headers"]
+    assert set(echoed["headers"]) == {name.decode() for name in CLOUDEVENT_HEADERS}
+    status, error = asyncio.run(_call(events, [b""], event))  # KServe would decode the missing data: a 500
+    assert status == 400 and error["field"] == "body"
+    # not a binary CloudEvent (one header short): KServe reads it as a plain request, untouched here
+    status, echoed = asyncio.run(_call(events, [b""], extension[1:]))
+    assert status == 200 and "ce-contenttype" in echoed["headers"]
 
 
 class _Downstream:
