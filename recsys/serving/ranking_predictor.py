@@ -11,7 +11,7 @@ from kserve import Model
 
 from recsys.features.common import MISSING
 from recsys.serving.model_set import RANKING_SERVICE, model_folder
-from recsys.serving.requests import BadRequest, decode_body
+from recsys.serving.requests import FLOAT32_MAX, BadRequest, decode_body
 from recsys.serving.wire import Payload
 from recsys.training.ranking_features import RankerSchema
 from recsys.training.runs import RANKER_MODEL, Run
@@ -57,20 +57,22 @@ def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[Feature
 
     Straight from the lists (or arrays, in process) to numpy: at a request's hundred rows, a polars frame in
     between cost more than the trees. :class:`BadRequest` names the first column that is missing, of another
-    length or of the wrong type.
+    length or of the wrong type, or a list with a number float32 cannot hold.
+
+    A list comes as JSON, maybe from outside: a number the float32 cast would make infinite is refused, and so
+    is an infinity (JSON has no literal for it, but a Python caller can send one); null is NaN, CatBoost's
+    missing value. An array is the ranking transformer's own features, in process: cast as training's
+    ``model_input`` casts them (a zero ``avg_price`` makes ``price_ratio`` infinite there too), not checked.
     """
     lengths = set()
     numeric = []
-    for name in schema.numeric:
-        values = _column(columns, name)
-        try:
-            array = np.asarray(values, dtype=np.float32)  # null -> NaN, CatBoost's missing value
-        except (TypeError, ValueError) as exc:
-            raise BadRequest(f"inputs.{name}", f"expected numbers or null ({exc})") from None
-        if array.ndim != 1:
-            raise BadRequest(f"inputs.{name}", "expected one number or null per row")
-        numeric.append(array)
-        lengths.add(len(values))
+    listed = []  # which numeric columns came as lists
+    with np.errstate(over="ignore"):  # the cast's overflow: refused below for lists, inf as in training for arrays
+        for name in schema.numeric:
+            values = _column(columns, name)
+            numeric.append(_numbers(values, f"inputs.{name}"))
+            listed.append(isinstance(values, list))
+            lengths.add(len(values))
     categorical = []
     for name in schema.categorical:
         values = _column(columns, name)
@@ -81,13 +83,34 @@ def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[Feature
     if len(lengths) > 1:
         raise BadRequest("inputs", f"feature columns of different lengths {sorted(lengths)}")
     rows = lengths.pop() if lengths else 0
+    matrix = np.column_stack(numeric) if numeric else np.zeros((rows, 0), np.float32)
+    if any(listed):  # one vectorised check for every list column (the hot path over HTTP)
+        infinite = np.isinf(matrix).any(axis=0) & np.array(listed)
+        if infinite.any():
+            raise BadRequest(f"inputs.{schema.numeric[int(infinite.argmax())]}", _BEYOND)
     data = FeaturesData(
-        num_feature_data=np.column_stack(numeric) if numeric else np.zeros((rows, 0), np.float32),
+        num_feature_data=matrix,
         cat_feature_data=np.column_stack(categorical) if categorical else None,
         num_feature_names=list(schema.numeric),
         cat_feature_names=list(schema.categorical) if categorical else None,
     )
     return data, rows
+
+
+_BEYOND = f"numbers beyond the float32 range (±{FLOAT32_MAX:.3g}) or infinite"
+
+
+def _numbers(values: list[Any] | np.ndarray, path: str) -> np.ndarray:
+    """One numeric column as float32, null → NaN; its range is :func:`_model_input`'s to check."""
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(path, f"expected numbers or null ({exc})") from None
+    except OverflowError:  # an integer too large for any float
+        raise BadRequest(path, _BEYOND) from None
+    if array.ndim != 1:
+        raise BadRequest(path, "expected one number or null per row")
+    return array
 
 
 def _column(columns: dict[str, Any], name: str) -> list[Any] | np.ndarray:

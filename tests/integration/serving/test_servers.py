@@ -29,8 +29,9 @@ from typer.testing import CliRunner
 
 from inference_pipeline.serve_cli import register
 from recsys.cli_support import make_app
+from recsys.features.common import MISSING
 from recsys.serving.actions import record_purchase
-from recsys.serving.model_set import QUERY_SERVICE, RANKING_SERVICE, query_schema, resolve_run
+from recsys.serving.model_set import QUERY_SERVICE, RANKING_SERVICE, query_schema, ranker_schema, resolve_run
 from recsys.serving.tower_inputs import query_columns
 
 # The inference CLI with the serving commands (what ``python -m inference_pipeline`` registers).
@@ -258,6 +259,23 @@ def test_the_query_predictor_refuses_inputs_of_the_wrong_shape_or_type_with_400(
     assert good.status_code == 200, good.text
     (vector,) = good.json()["predictions"]
     assert len(vector) == DIMENSION and all(math.isfinite(x) for x in vector)
+
+
+def test_the_ranking_predictor_refuses_numbers_beyond_float32_with_400(
+    served: Served, client: httpx.Client, tiny_run: TinyRun
+) -> None:
+    schema = ranker_schema(resolve_run(tiny_run.project, tiny_run.run_id))
+    # two rows as the transformer sends them: null is a missing number, categoricals are never null
+    inputs = {f: [MISSING] * 2 if f in schema.categorical else [None, 1.0] for f in schema.features}
+    url = internal_url(served, "ranking predictor")
+    name = schema.numeric[0]
+    for values in ([1.0, 1e308], [-1e39, None]):
+        response = client.post(url, json={"inputs": {**inputs, name: values}})
+        assert response.status_code == 400, (values, response.text)
+        assert response.json()["field"] == f"inputs.{name}", response.text
+    good = client.post(url, json={"inputs": inputs})
+    assert good.status_code == 200, good.text
+    assert len(good.json()["predictions"]) == 2 and all(math.isfinite(x) for x in good.json()["predictions"])
 
 
 def ranking_body(run_id: str, n: int = 1, **changed: Any) -> dict[str, Any]:

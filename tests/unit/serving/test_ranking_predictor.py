@@ -12,7 +12,7 @@ from catboost import CatBoost, Pool
 
 from recsys.serving.ranking_predictor import RankingPredictor
 from recsys.serving.requests import BadRequest
-from recsys.serving.wire import frame_to_columns
+from recsys.serving.wire import frame_to_columns, listed
 from recsys.training.ranking import Ranker, RankerConfig, model_input
 from recsys.training.ranking_features import RankerSchema
 
@@ -81,3 +81,21 @@ def test_bad_columns_name_the_field(predictor: RankingPredictor, change, field: 
     with pytest.raises(BadRequest) as error:
         predict(predictor, columns)
     assert error.value.field == field
+
+
+@pytest.mark.parametrize(
+    "value", [1e308, -1e39, 10**400, float("inf"), float("-inf")], ids=["1e308", "-1e39", "10**400", "inf", "-inf"]
+)
+def test_a_list_number_beyond_float32_is_refused_not_made_infinite(predictor: RankingPredictor, value: float) -> None:
+    columns = listed(frame_to_columns(rows(3, 2)))  # JSON's form
+    columns["units_7d"] = [1.0, value, None]
+    with pytest.raises(BadRequest) as error:
+        predict(predictor, columns)
+    assert error.value.field == "inputs.units_7d" and "beyond the float32 range" in str(error.value)
+
+
+def test_in_process_arrays_are_scored_as_training_casts_them(predictor: RankingPredictor) -> None:
+    """The transformer's own features (a zero avg_price makes price_ratio infinite in training too)."""
+    frame = rows(4, 3).with_columns(weight=pl.Series([np.inf, 1e300, -np.inf, np.nan]))
+    expected = predictor.ranker.score(frame.select(SCHEMA.features))
+    np.testing.assert_allclose(predict(predictor, frame_to_columns(frame))["predictions"], expected, atol=1e-12)
