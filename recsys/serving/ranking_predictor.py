@@ -97,17 +97,24 @@ def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[Feature
     return data, rows
 
 
+_NUMBERS = {int, float, type(None)}  # JSON's numbers and null: numpy would also take "3" and True
 _BEYOND = f"numbers beyond the float32 range (±{FLOAT32_MAX:.3g}) or infinite"
 
 
 def _numbers(values: list[Any] | np.ndarray, path: str) -> np.ndarray:
     """One numeric column as float32, null → NaN; its range is :func:`_model_input`'s to check."""
-    try:
-        array = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest(path, f"expected numbers or null ({exc})") from None
-    except OverflowError:  # an integer too large for any float
-        raise BadRequest(path, _BEYOND) from None
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "fiu":
+            raise BadRequest(path, f"expected numbers, got an array of {values.dtype}")
+        array = values.astype(np.float32, copy=False)
+    else:
+        found = set(map(type, values)) - _NUMBERS
+        if found:
+            raise BadRequest(path, f"expected numbers or null, found {', '.join(sorted(t.__name__ for t in found))}")
+        try:
+            array = np.asarray(values, dtype=np.float32)
+        except OverflowError:  # an integer too large for any float
+            raise BadRequest(path, _BEYOND) from None
     if array.ndim != 1:
         raise BadRequest(path, "expected one number or null per row")
     return array

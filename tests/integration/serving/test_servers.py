@@ -261,7 +261,7 @@ def test_the_query_predictor_refuses_inputs_of_the_wrong_shape_or_type_with_400(
     assert len(vector) == DIMENSION and all(math.isfinite(x) for x in vector)
 
 
-def test_the_ranking_predictor_refuses_numbers_beyond_float32_with_400(
+def test_the_ranking_predictor_refuses_numbers_beyond_float32_and_wrong_types_with_400(
     served: Served, client: httpx.Client, tiny_run: TinyRun
 ) -> None:
     schema = ranker_schema(resolve_run(tiny_run.project, tiny_run.run_id))
@@ -269,7 +269,7 @@ def test_the_ranking_predictor_refuses_numbers_beyond_float32_with_400(
     inputs = {f: [MISSING] * 2 if f in schema.categorical else [None, 1.0] for f in schema.features}
     url = internal_url(served, "ranking predictor")
     name = schema.numeric[0]
-    for values in ([1.0, 1e308], [-1e39, None]):
+    for values in ([1.0, 1e308], [-1e39, None], [1.0, "2"], [True, 1.0]):
         response = client.post(url, json={"inputs": {**inputs, name: values}})
         assert response.status_code == 400, (values, response.text)
         assert response.json()["field"] == f"inputs.{name}", response.text

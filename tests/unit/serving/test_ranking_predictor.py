@@ -73,6 +73,9 @@ def test_wire_columns_score_like_the_frame(predictor: RankingPredictor) -> None:
         (lambda c: c.update(weight=(1.0, 2.0, 3.0)), "inputs.weight"),
         (lambda c: c.update(club=["ACTIVE", None, "ACTIVE"]), "inputs.club"),
         (lambda c: c.update(units_7d=[1.0]), "inputs"),
+        (lambda c: c.update(weight=["1", "2", "3"]), "inputs.weight"),  # numpy would read these as numbers
+        (lambda c: c.update(weight=[True, 1.0, 2.0]), "inputs.weight"),
+        (lambda c: c.update(weight=np.array(["1", "2", "3"])), "inputs.weight"),
     ],
 )
 def test_bad_columns_name_the_field(predictor: RankingPredictor, change, field: str) -> None:
