@@ -61,6 +61,7 @@ from recsys.pipeline.groups import (
     quarantine_group,
 )
 from recsys.pipeline.prefetch import prefetched
+from recsys.pipeline.recorded import uncovered_purchases
 from recsys.pipeline.runlog import RunLog
 from recsys.pipeline.views import create_views
 from recsys.store.base import FeatureStore, Project
@@ -180,6 +181,31 @@ def _write_whole_history(fs: FeatureStore, chunks: Iterator[pl.DataFrame]) -> in
     return counter[0]
 
 
+def _with_recorded(
+    fs: FeatureStore, tx: pl.DataFrame, customer_ids: pl.Series, article_ids: pl.Series, log: RunLog
+) -> tuple[pl.DataFrame, pl.Series]:
+    """The source's daily purchases (``HISTORY_SOURCE`` columns) with the site's recorded purchases it does not cover
+    (:mod:`recsys.pipeline.recorded`), and the customer ids with the shop's new customers among their buyers.
+
+    Histories count them, as :func:`~recsys.serving.actions.record_purchase` did: a snapshot without them, dated
+    before theirs, could not replace the online row, which would keep missing the source's new days.
+    """
+    newest = tx.get_column(T_DAT).max()
+    recorded = uncovered_purchases(fs, newest) if newest is not None else None
+    if recorded is None or recorded.height == 0:
+        return tx, customer_ids
+    with log.step("recorded purchases after the source's newest day") as step:
+        if any(recorded.schema[c] != tx.schema[c] for c in (CUSTOMER_ID, ARTICLE_ID)):
+            step.note = "left out: their ids are of another data set's types"
+            return tx, customer_ids
+        known = recorded.filter(pl.col(ARTICLE_ID).is_in(article_ids.implode()))
+        step.rows = known.height
+        if known.height < recorded.height:
+            step.note = f"{recorded.height - known.height} of articles not in the catalogue left out"
+        tx = pl.concat([tx, known.select(HISTORY_SOURCE).cast(tx.schema)])
+        return tx, pl.concat([customer_ids, known.get_column(CUSTOMER_ID).unique()]).unique()
+
+
 Frames = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
 
 
@@ -246,8 +272,9 @@ def backfill(
         ARTICLE_POPULARITY.get_or_create(fs).insert(popularity, overwrite=True)
         step.rows = run.written[ARTICLE_POPULARITY.name] = popularity.height
         del popularity
+    history_tx, buyers = _with_recorded(fs, tx.select(HISTORY_SOURCE), ids["customer_ids"], ids["article_ids"], log)
     with log.step("customer history snapshots -> write") as step:
-        history = _history_chunks(tx.select(HISTORY_SOURCE), articles, ids["customer_ids"], options, now, log)
+        history = _history_chunks(history_tx, articles, buyers, options, now, log)
         step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(fs, history)
     tx = validate(with_month_features(tx), TRANSACTIONS.name, month_rules())
     for group, frame in ((TRANSACTIONS, tx), (CUSTOMERS, customers), (ARTICLES, articles)):
@@ -308,6 +335,22 @@ def _watermark(fs: FeatureStore) -> tuple[pl.DataFrame, datetime]:
     return stored, stored.get_column(T_DAT).max()
 
 
+def _check_in_step(fs: FeatureStore, watermark: datetime) -> None:
+    """Popularity's newest snapshot is the day after the newest stored transaction once a run has finished.
+
+    A backfill writes its snapshot groups before the source groups, so one stopped in between (up to an earlier
+    day than the stored one) leaves popularity, and maybe history, behind the transactions: an incremental run
+    starts after the transactions and would never bring them back.
+    """
+    newest = ARTICLE_POPULARITY.get(fs).select(["as_of"]).read().get_column("as_of").max()
+    if newest < watermark + ONE_DAY:
+        raise DataError(
+            f"{ARTICLE_POPULARITY.name} v{ARTICLE_POPULARITY.version} ends with {newest:%Y-%m-%d}, before the day "
+            f"after the newest stored transaction ({watermark:%Y-%m-%d}): a backfill did not finish (it writes the "
+            "snapshot groups first); run `python -m feature_pipeline backfill` again"
+        )
+
+
 def incremental(
     project: Project, ds: Dataset, options: FeatureOptions = FeatureOptions(), log: RunLog | None = None
 ) -> FeatureRun:
@@ -322,6 +365,8 @@ def incremental(
         stored_customers = CUSTOMERS.get(fs).read()
         stored_articles = ARTICLES.get(fs).read()
         rebuild_history, rebuild_popularity = _is_new(fs, CUSTOMER_HISTORY), _is_new(fs, ARTICLE_POPULARITY)
+        if not rebuild_popularity:
+            _check_in_step(fs, watermark)
         step.rows = stored_tx.height
         step.note = f"newest stored day {watermark:%Y-%m-%d}"
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
@@ -340,6 +385,7 @@ def incremental(
     )
 
     all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
+    history_tx, buyers = _with_recorded(fs, all_tx, customer_ids, article_ids, log)
     writes: list[tuple[GroupDef, pl.DataFrame]] = []
     # A new group version is written first, whole, as backfill writes it: a failure later leaves snapshots that
     # the rerun rewrites as they are (the store upserts on key and event time).
@@ -351,7 +397,7 @@ def incremental(
             step.rows = run.written[ARTICLE_POPULARITY.name] = popularity.height
     if rebuild_history:
         with log.step(_rebuild_step(CUSTOMER_HISTORY)) as step:
-            chunks = _history_chunks(all_tx, all_articles, customer_ids, options, now, log)
+            chunks = _history_chunks(history_tx, all_articles, buyers, options, now, log)
             step.rows = run.written[CUSTOMER_HISTORY.name] = _write_whole_history(fs, chunks)
     if tx.height:
         run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
@@ -363,11 +409,10 @@ def incremental(
             writes.append((ARTICLE_POPULARITY, popularity))
         if not rebuild_history:
             with log.step("customer history snapshots") as step:
-                buyers = tx.get_column(CUSTOMER_ID).unique().implode()
-                affected = all_tx.filter(pl.col(CUSTOMER_ID).is_in(buyers))
-                chunks = _history_chunks(
-                    affected, all_articles, customer_ids, options, now, log, market=market_prices(all_tx), after=after
-                )
+                new_buyers = tx.get_column(CUSTOMER_ID).unique().implode()
+                affected = history_tx.filter(pl.col(CUSTOMER_ID).is_in(new_buyers))
+                market = market_prices(history_tx)
+                chunks = _history_chunks(affected, all_articles, buyers, options, now, log, market=market, after=after)
                 history = pl.concat(list(chunks))
                 step.rows = history.height
             writes.append((CUSTOMER_HISTORY, history))

@@ -4,18 +4,11 @@
 recomputed ``customer_history`` row, offline and online, so the very next request sees it: the bought article is
 filtered out, and the query tower reads the new history. The history is computed by the feature pipeline's own
 function (:func:`~recsys.features.customer_history.customer_history_as_of`) over the customer's stored purchases,
-as of the day after the newest one: the same row the pipeline computes once its source data has the purchase.
+as of the day after the newest one: the row the feature pipeline's next run computes for it too.
 
-Why a group of its own and not ``transactions``: that group is the source data's, and both other programs read its
-newest day. The feature pipeline's incremental run starts after it, and training's time split ends with it. A
-purchase written there (dated today, while the source data ends earlier) would make the next incremental run skip
-every source day in between, and move training's test week onto a week with only the site's purchases. So the
-site's purchases stay beside the source data: ``purchases`` holds those after the source's newest day, in the
-transactions columns, and histories are computed from both. A recorded purchase on a day the source data has since
-covered is left out (the source is the record of that day, the site's purchase included). The feature pipeline
-reads only the source: its snapshot of a buyer with a recorded purchase after the source's new days is dated
-before that purchase's, so the online row stays the recorded one until the buyer's next purchase (it lacks source
-purchases the site never recorded, e.g. from another channel).
+Why a group of its own and not ``transactions``: see :mod:`recsys.pipeline.recorded`. In short, the newest day
+of ``transactions`` is where the feature pipeline's incremental run starts and training's time split ends, so a
+purchase dated today there would skip source days and empty training's validation week.
 
 Cost: the store's query interface has no row filter, so the stored transactions are read whole (the customer's
 rows and the market price level need them): fine for a demo or the ``small`` preset, seconds at H&M scale.
@@ -38,22 +31,13 @@ from recsys.features.customer_history import AS_OF, customer_history_as_of, mark
 from recsys.features.transactions import month_features
 from recsys.features.validation import FeatureValidationError, Rule, rules_for, validate
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS, GroupDef
+from recsys.pipeline.recorded import PURCHASES, uncovered_purchases
 from recsys.pipeline.views import ARTICLES_VIEW
 from recsys.serving.requests import utc_now
 from recsys.store.base import FeatureStore, FeatureView, Project
-from recsys.store.errors import NotFoundError
 
 CLICKS = GroupDef(
     "clicks", 1, ("customer_id", "article_id", "clicked_at"), "clicked_at", False, "Articles a customer clicked on."
-)
-PURCHASES = GroupDef(
-    "purchases",
-    1,
-    TRANSACTIONS.primary_key,
-    T_DAT,
-    False,
-    "Purchases the site recorded after the source data's newest day, in the transactions columns: read with the "
-    "transactions for the buyer's history until the source data covers their day.",
 )
 VALUES = "_values"
 
@@ -182,13 +166,9 @@ def _check_in_catalogue(articles: FeatureView, article_id: int | str) -> None:
 
 
 def _recorded(fs: FeatureStore, source: pl.DataFrame) -> pl.DataFrame:
-    """The site's recorded purchases the source data does not cover yet: those after its newest day."""
-    try:
-        recorded = PURCHASES.get(fs).read()
-    except NotFoundError:  # nothing recorded yet
-        return source.clear()
-    newest = source.get_column(T_DAT).max()
-    return recorded.filter(pl.col(T_DAT) > newest).select(source.columns)
+    """The site's recorded purchases the source data does not cover yet, in its columns."""
+    recorded = uncovered_purchases(fs, source.get_column(T_DAT).max())
+    return source.clear() if recorded is None else recorded.select(source.columns)
 
 
 def _check_day(day: datetime, source: pl.DataFrame, recorded: pl.DataFrame, customer_id: str | int) -> None:

@@ -90,6 +90,60 @@ def test_purchases_the_site_records_move_neither_the_watermark_nor_the_training_
     assert later.n_purchases == daily.height + 1
 
 
+def test_feature_runs_keep_the_site_s_recorded_purchases_in_the_buyers_histories(tiny: Dataset, tmp_path: Path) -> None:
+    """A purchase recorded today (after every source day) stays in its buyer's online history through the feature
+    pipeline's runs: an incremental run's snapshot of the buyer's new source days counts it, and so does a
+    backfill's, also for a customer the source data does not have."""
+    last = tiny.transactions.get_column("t_dat").max()
+    day = timedelta(days=1)
+    project = fresh(tmp_path, "home")
+    fs = project.feature_store
+    backfill(project, tiny, FeatureOptions(until=last - 3 * day))
+    late = tiny.transactions.filter(pl.col("t_dat") > last - 3 * day)
+    customer = late.get_column("customer_id").sort()[0]  # buys again in the days the backfill left out
+    bought = tiny.transactions.filter(pl.col("customer_id") == customer).get_column("article_id")
+    article = tiny.articles.filter(~pl.col("article_id").is_in(bought.implode())).get_column("article_id")[0]
+    record_purchase(project, customer, article)
+    record_purchase(project, "shop-new", article)
+    view = fs.get_feature_view(*CUSTOMERS_VIEW)
+
+    def online(who: str) -> dict[str, Any]:
+        return view.get_feature_vector({"customer_id": who}, allow_missing=True).row(0, named=True)
+
+    for run in (incremental, backfill):
+        run(project, tiny)
+        daily = TRANSACTIONS.get(fs).read().filter(pl.col("customer_id") == customer)
+        row = online(customer)
+        assert row["n_purchases"] == daily.height + 1, run.__name__  # every source day and the recorded purchase
+        assert row["last_article_ids"][0] == article
+        assert online("shop-new")["last_article_ids"] == [article], run.__name__
+
+
+def test_incremental_after_an_unfinished_backfill_says_to_run_it_again(
+    tiny: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill to an earlier day stopped after its popularity snapshots: incremental would find no new day and
+    leave popularity months behind, so it refuses."""
+    from recsys.errors import DataError
+    from recsys.pipeline import feature_job
+
+    last = tiny.transactions.get_column("t_dat").max()
+    project = fresh(tmp_path, "home")
+    backfill(project, tiny)
+
+    def stopped(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(feature_job, "_write_whole_history", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            backfill(project, tiny, FeatureOptions(until=last - timedelta(days=10)))
+    with pytest.raises(DataError, match=r"a backfill did not finish .* run `python -m feature_pipeline backfill`"):
+        incremental(project, tiny)
+    backfill(project, tiny)
+    assert set(incremental(project, tiny).written.values()) == {0}
+
+
 def test_incremental_twice_writes_nothing_the_second_time(tiny: Dataset, tmp_path: Path) -> None:
     project = fresh(tmp_path, "home")
     fs = project.feature_store
