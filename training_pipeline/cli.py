@@ -266,7 +266,7 @@ def ranking(
     backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
-    """Train the CatBoost ranker on the run's own candidates; evaluate the whole pipeline; write the report."""
+    """Train the CatBoost ranker on the run's own candidates and weeks; evaluate the pipeline; write the report."""
     settings = load_settings(backend=backend, home=home, seed=seed, dataset=dataset)
     config = _ranker_config(settings.seed, iterations, objective)
     quiet_tensorflow()

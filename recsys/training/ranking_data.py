@@ -40,6 +40,7 @@ from recsys.training.ranking_features import (
     ranker_schema,
 )
 from recsys.training.retrieval_eval import Recommendations
+from recsys.training.splits import Split
 
 WEEK, LABEL, N_TRUTH = "week", "label", "n_truth"
 WEEK_DAYS = 7
@@ -68,6 +69,23 @@ class RankingWeeks:
         validation = test - timedelta(days=WEEK_DAYS)
         train = tuple(validation - timedelta(days=WEEK_DAYS * i) for i in range(n_train_weeks, 0, -1))
         return cls(train, validation, test)
+
+    @classmethod
+    def of_split(cls, split: Split, n_train_weeks: int = 4) -> RankingWeeks:
+        """The weeks of a time split: its validation and test weeks, and the training weeks before them.
+
+        The ranker is validated and tested on the very weeks the towers were (their training never saw them), so
+        its table sits beside theirs; a split by rows has no such weeks (its towers trained on rows of every week).
+        """
+        if split.per_row:
+            raise RankingDataError(
+                f"a {split.describe()} has no week the towers did not train on, so the ranker could only be "
+                "validated and tested in sample: rank a run trained on the time split"
+            )
+        week = timedelta(days=WEEK_DAYS)
+        if split.end - split.test_start != week or split.test_start - split.val_start != week:
+            raise RankingDataError(f"the ranker needs 7-day validation and test weeks, not {split.describe()}")
+        return cls.ending(split.end - timedelta(days=1), n_train_weeks)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ ordering the ranker's own candidates (``retrieval + oracle``), the most any rank
 is registered under the same run id, with the report.
 
 Note: the ranker's training weeks lie inside the towers' training period, so their retrieval scores are
-in-sample; validation and test weeks are not, and they decide early stopping and the reported numbers.
+in-sample; validation and test weeks are not, and they decide early stopping and the reported numbers. They are
+the run's own validation and test weeks, recorded with its towers, whatever the store holds now: a store that has
+moved on since (an incremental run) would otherwise test the ranker on another week than the towers, and one
+backfilled to an earlier day on days the towers trained on.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +34,20 @@ from recsys.store.base import Project
 from recsys.training import baselines
 from recsys.training.pipeline_eval import K, evaluate_pipeline, order_candidates, rerank
 from recsys.training.ranking import Ranker, RankerConfig, save_ranker, train_ranker
-from recsys.training.ranking_data import LABEL, RankingData, ranking_dataset
+from recsys.training.ranking_data import LABEL, RankingData, RankingDataError, RankingWeeks, ranking_dataset
 from recsys.training.ranking_features import RETRIEVAL_RANK
 from recsys.training.report import REPORT_FILE, REPORT_FOLDER, write_report
 from recsys.training.retrieval_data import TowerFeatures, candidate_inputs
 from recsys.training.retrieval_eval import Recommendations, Tower, embed, retrieve
-from recsys.training.retrieval_job import EVALUATION_FILE, RetrievalData, ceilings, load_retrieval_data
+from recsys.training.retrieval_job import (
+    EVALUATION_FILE,
+    RetrievalData,
+    ceilings,
+    describe_split,
+    load_retrieval_data,
+)
 from recsys.training.runs import CANDIDATE_MODEL, QUERY_MODEL, RANKER_MODEL, RETRIEVAL_MODELS, Run, find_run
+from recsys.training.splits import Split, TrainingDataError
 from recsys.training.two_tower import load_tower_artifacts
 
 RANKING_EVALUATION_FILE = "ranking_evaluation.json"
@@ -125,7 +136,10 @@ def fit_ranking(
     oracle: Any = None,
     log: Callable[[str], None] = print,
 ) -> tuple[RankingData, Ranker, dict[str, Any], pl.DataFrame]:
-    """The ranking rows of ``generate``'s candidates, the ranker trained on them, and the test-week table."""
+    """The ranking rows of ``generate``'s candidates, the ranker trained on them, and the test-week table.
+
+    The ranker's validation and test weeks are those of ``data``'s time split.
+    """
     transactions = pl.concat([data.train, data.val, data.test], how="diagonal_relaxed")
     ranking = ranking_dataset(
         generate,
@@ -133,12 +147,81 @@ def fit_ranking(
         data.customers,
         data.articles,
         features,
-        n_train_weeks=n_train_weeks,
+        weeks=RankingWeeks.of_split(data.split, n_train_weeks),
         n=n_candidates,
         log=log,
     )
     ranker, history = train_ranker(ranking.train, ranking.validation, config, schema=ranking.schema, log=log)
     return ranking, ranker, history, evaluate_test_week(ranking, ranker, data, oracle)
+
+
+def run_evaluation(run: Run) -> dict[str, Any]:
+    """The evaluation the run's retrieval step saved beside its query tower (split, rows, table, history)."""
+    path = run.model(QUERY_MODEL).download() / EVALUATION_FILE
+    if not path.is_file():
+        raise TrainingDataError(
+            f"run {run.run_id}'s query tower has no {EVALUATION_FILE}, so its split is unknown: "
+            "train a new run (`python -m training_pipeline all`)"
+        )
+    return json.loads(path.read_text())
+
+
+def run_split(run: Run, evaluation: Mapping[str, Any]) -> Split:
+    """The time split the run's towers were trained and tested on; a clear error when ranking cannot use it.
+
+    A split saved before splits had a ``kind`` is a time split (:meth:`Split.from_dict`). A run that saved none,
+    or split by rows, is refused: the weeks its towers never saw are unknown or do not exist, so the ranker's
+    numbers could be in-sample ones.
+    """
+    if not evaluation.get("split"):
+        raise TrainingDataError(
+            f"run {run.run_id} recorded no split with its towers, so the weeks they never trained on are unknown "
+            "and a ranker tested now could be tested in sample: train a new run (`python -m training_pipeline all`)"
+        )
+    split = Split.from_dict(evaluation["split"])
+    try:
+        RankingWeeks.of_split(split)
+    except RankingDataError as exc:
+        raise TrainingDataError(f"run {run.run_id}: {exc}") from None
+    return split
+
+
+def run_data(
+    project: Project,
+    run: Run,
+    split: Split,
+    rows: Mapping[str, int] | None = None,
+    *,
+    log: Callable[[str], None] = print,
+) -> RetrievalData:
+    """The store's rows cut at the run's ``split``: the same periods, and the same ``rows`` (the counts the run
+    recorded per period, when it did), its towers saw.
+
+    Days the store gained after the split's end are the future for this run and are left out. A store that no
+    longer holds the run's days (backfilled to an earlier day, or from other data) is refused, naming both.
+    """
+    advice = (
+        f"backfill the store up to {split.end - timedelta(days=1):%Y-%m-%d} or later "
+        "(`python -m feature_pipeline backfill`) or train a new run (`python -m training_pipeline all`)"
+    )
+    try:
+        data = load_retrieval_data(project, periods=split)
+    except TrainingDataError as exc:
+        raise TrainingDataError(f"cannot rank run {run.run_id} on its own split: {exc}; {advice}") from None
+    recorded = rows or {}
+    held = {"train": data.train.height, "validation": data.val.height, "test": data.test.height}
+    differ = [
+        f"{name} {recorded[name]:,} then, {held[name]:,} now"
+        for name in held
+        if recorded.get(name, held[name]) != held[name]
+    ]
+    if differ:
+        raise TrainingDataError(
+            f"cannot rank run {run.run_id} on its own split ({split.describe()}): the store no longer holds the rows "
+            f"its towers saw ({'; '.join(differ)}); {advice}"
+        )
+    log(f"run {run.run_id}: its own split, {describe_split(data)}")
+    return data
 
 
 def train_ranking(
@@ -155,21 +238,32 @@ def train_ranking(
 ) -> RankingResult:
     """Train the ranker on the run's candidates, evaluate the pipeline, register it and write the report.
 
-    ``data``: the time split's retrieval data when the caller has it already (``load_retrieval_data``).
+    The ranker is trained, validated and tested on the run's own split (:func:`run_data`). ``data``: that split's
+    retrieval data when the caller has it already (``training_pipeline all``, which has just trained the towers).
     """
     started = time.perf_counter()
     run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
-    data = data or load_retrieval_data(project)
+    retrieval = run_evaluation(run)
+    split = run_split(run, retrieval)
+    if data is None:
+        data = run_data(project, run, split, retrieval.get("rows"), log=log)
+    elif data.split != split:
+        raise ValueError(f"the data given are split {data.split.describe()}, run {run.run_id} {split.describe()}")
     generate = candidate_generator(run, data)
     log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
     ranking, ranker, history, table = fit_ranking(
         generate, data, features, config, n_candidates=n_candidates, n_train_weeks=n_train_weeks, oracle=oracle, log=log
     )
     importance = ranker.feature_importance(20)
-    retrieval = json.loads((run.model(QUERY_MODEL).download() / EVALUATION_FILE).read_text())
+    weeks = ranking.weeks
     evaluation = {
         "run_id": run.run_id,
         "objective": ranker.objective,
+        "weeks": {
+            "train": [f"{start:%Y-%m-%d}" for start in weeks.train],
+            "validation": f"{weeks.validation:%Y-%m-%d}",
+            "test": f"{weeks.test:%Y-%m-%d}",
+        },
         "metrics": table.to_dicts(),
         "importance": importance.to_dicts(),
         "history": history,

@@ -103,6 +103,16 @@ def _describe_split(split: Split) -> str:
     return f"{text[0].upper()}{text[1:]}: only comparable with published numbers of that protocol.\n"
 
 
+def _describe_weeks(weeks: Mapping[str, Any] | None) -> str:
+    """The ranker's weeks by start day (saved since the ranker uses the run's own split; older ones lack them)."""
+    if not weeks:
+        return ""
+    return (
+        f"Ranker weeks (start days): training {', '.join(weeks['train'])}; validation {weeks['validation']}; "
+        f"test {weeks['test']}.\n"
+    )
+
+
 def write_report(
     folder: str | Path,
     retrieval: Mapping[str, Any],
@@ -140,6 +150,7 @@ def write_report(
         parts += [
             "## Whole pipeline on the test week (retrieve → rank → top 12)\n",
             f"Ranker objective: {ranking.get('objective', '?')}.\n",
+            _describe_weeks(ranking.get("weeks")),
             markdown_table(table),
             f"![MAP@12]({MAP_PNG})\n",
         ]

@@ -71,6 +71,7 @@ def load_retrieval_data(
     split: str = "time",
     share: float | None = None,
     seed: int = 0,
+    periods: Split | None = None,
 ) -> RetrievalData:
     """Read the ``retrieval``, ``articles`` and ``customers`` views and split them (design §6).
 
@@ -82,9 +83,15 @@ def load_retrieval_data(
     before them as validation, the protocol of published MovieLens results; ``random`` a random ``share``
     (default 0.2) of all rows as test and as many as validation. Both only for comparison with published numbers:
     their training rows include purchases made after test rows.
+
+    ``periods``: a time split to cut instead of the one ending with the store's last day, e.g. a training run's
+    own (the ranking step of an older run); days after its end are left out, and a store that no longer holds
+    all of its days is refused.
     """
     if split not in SPLITS:
         raise TrainingDataError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if periods is not None and (split != "time" or periods.per_row):
+        raise ValueError(f"periods must be a time split, with split='time', not {periods.kind!r} with {split!r}")
     fs = project.feature_store
     try:
         view = fs.get_feature_view(*RETRIEVAL_VIEW)
@@ -95,7 +102,12 @@ def load_retrieval_data(
         raise TrainingDataError("the retrieval view is empty: run `python -m feature_pipeline backfill` first")
     first, last = rows.get_column(T_DAT).min(), rows.get_column(T_DAT).max()
     if split == "time":
-        periods = Split.before(cutoff(last) + timedelta(days=1), test_days, val_days)
+        if periods is not None and cutoff(last) + timedelta(days=1) < periods.end:
+            raise TrainingDataError(
+                f"the store holds {first:%Y-%m-%d}..{last:%Y-%m-%d}, not the days of {periods.describe()} "
+                f"(its last day is {periods.end - timedelta(days=1):%Y-%m-%d})"
+            )
+        periods = periods or Split.before(cutoff(last) + timedelta(days=1), test_days, val_days)
         if cutoff(first) >= periods.val_start:
             raise TrainingDataError(
                 f"the store holds {first:%Y-%m-%d}..{last:%Y-%m-%d}: too short for {val_days} validation and "

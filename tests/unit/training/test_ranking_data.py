@@ -25,6 +25,7 @@ from recsys.training.ranking_data import (
 )
 from recsys.training.ranking_features import ARTICLE_PRICE, RankerSchema, candidate_features, ranker_schema
 from recsys.training.retrieval_eval import Recommendations
+from recsys.training.splits import Split
 
 D = datetime
 WEEK_START = D(2020, 1, 8)  # the week Jan 8 .. Jan 14
@@ -88,6 +89,19 @@ def test_weeks_follow_the_evaluation_protocol() -> None:
     assert weeks.train == (D(2020, 8, 19), D(2020, 8, 26), D(2020, 9, 2))
     with pytest.raises(ValueError, match="n_train_weeks"):
         RankingWeeks.ending(D(2020, 9, 22), 0)
+
+
+def test_the_weeks_of_a_time_split_are_its_validation_and_test_weeks() -> None:
+    split = Split.before(D(2020, 9, 23))
+    weeks = RankingWeeks.of_split(split, n_train_weeks=3)
+    assert (weeks.validation, weeks.test) == (split.val_start, split.test_start)
+    # what the ranker of `training_pipeline all` got from the last purchase day (13:00 on the split's last day)
+    assert weeks == RankingWeeks.ending(D(2020, 9, 22, 13), n_train_weeks=3)
+    random = Split(split.val_start, split.test_start, split.end, "random", 0.2, 7)
+    with pytest.raises(RankingDataError, match=r"random split \(20% .* in sample: rank a run trained on the time"):
+        RankingWeeks.of_split(random)
+    with pytest.raises(RankingDataError, match="7-day validation and test weeks, not train < 2020-09-13"):
+        RankingWeeks.of_split(Split.before(D(2020, 9, 23), test_days=3))
 
 
 def test_a_week_sees_only_what_happened_before_it() -> None:

@@ -48,6 +48,13 @@ def test_report_holds_every_number_and_plot(tmp_path: Path) -> None:
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_names_the_ranker_weeks_when_they_were_saved(tmp_path: Path) -> None:
+    weeks = {"train": ["2020-08-26", "2020-09-02"], "validation": "2020-09-09", "test": "2020-09-16"}
+    text = write_report(tmp_path / "new", RETRIEVAL, RANKING | {"weeks": weeks}).read_text()
+    assert "Ranker weeks (start days): training 2020-08-26, 2020-09-02; validation 2020-09-09; test 2020-09-16." in text
+    assert "Ranker weeks" not in write_report(tmp_path / "old", RETRIEVAL, RANKING).read_text()  # saved before them
+
+
 def test_report_without_ranking_has_only_retrieval(tmp_path: Path) -> None:
     text = write_report(tmp_path, RETRIEVAL).read_text()
     assert "Whole pipeline" not in text and not (tmp_path / MAP_PNG).exists()
