@@ -107,7 +107,12 @@ def recommend(
     ),
     in_process: bool = typer.Option(False, "--in-process", help="Run the four models here, without the servers."),
     url: str | None = typer.Option(None, help="The endpoint (default http://127.0.0.1:RECSYS_SERVING_PORT/...)."),
-    run: str | None = typer.Option(None, "--run", help=RUN_HELP + " With --in-process only."),
+    run: str | None = typer.Option(
+        None,
+        "--run",
+        help="With --in-process, the training run to load (default RECSYS_SERVING_RUN_ID, else the newest run with all "
+        "three models). Without it, the run the servers must be serving: an answer from another run is an error.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the raw JSON answer."),
     backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
@@ -125,7 +130,10 @@ def recommend(
     else:
         from recsys.serving.model_set import QUERY_SERVICE
 
-        answer = _over_http(url or f"http://127.0.0.1:{settings.serving_port}/v1/models/{QUERY_SERVICE}:predict", body)
+        endpoint = url or f"http://127.0.0.1:{settings.serving_port}/v1/models/{QUERY_SERVICE}:predict"
+        answer = _over_http(endpoint, body)
+        if run is not None:
+            _check_served_run(answer, run, endpoint)
     if as_json:
         console.print_json(json.dumps(answer))
         return
@@ -179,6 +187,19 @@ def _over_http(url: str, body: dict[str, Any]) -> dict[str, Any]:
             message = response.text
         raise RecsysError(f"the recommender answered {response.status_code}: {message}")
     return response.json()
+
+
+def _check_served_run(answer: dict[str, Any], run: str, url: str) -> None:
+    """The servers serve the run they were started with, whatever ``--run`` says: printing their run's list as if it
+    were ``run``'s, with exit 0, would mislead (and a warning scrolls past, or is lost under ``--json``)."""
+    served = {answer.get("run_id")} | {prediction.get("run_id") for prediction in answer.get("predictions", [])}
+    served.discard(None)
+    if served != {run}:
+        which = f"run {', '.join(sorted(served))}" if served else "no run id"
+        raise RecsysError(
+            f"--run {run}: the recommender at {url} answered with {which}, not {run}'s recommendations; restart it "
+            f"with `python -m inference_pipeline serve --run {run}`, or pass --in-process to use {run}'s models here"
+        )
 
 
 DESCRIPTION = ("product_type_name", "colour_group_name", "index_group_name")  # under the name, in the tables
