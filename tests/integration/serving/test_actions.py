@@ -166,11 +166,11 @@ def test_a_purchase_on_a_source_day_or_before_the_customers_latest_is_refused(ti
     newest = TRANSACTIONS.get(project.feature_store).read().get_column("t_dat").max()
     before = stored(project)
     with pytest.raises(ActionError, match=r"\(\d{4}-\d\d-\d\d\) is not after the source data's newest day"):
-        record_purchase(project, "someone-new", article, newest + timedelta(hours=23))
+        record_purchase(project, "first-time-buyer", article, newest + timedelta(hours=23))
     assert all(a.equals(b) for a, b in zip(before, stored(project), strict=True))
     record_purchase(project, customer, article, newest + timedelta(days=3))
     before = stored(project)
     with pytest.raises(ActionError, match=r"before customer .* latest recorded purchase"):
         record_purchase(project, customer, article, newest + timedelta(days=2))
     assert all(a.equals(b) for a, b in zip(before, stored(project), strict=True))
-    record_purchase(project, "someone-new", article, newest + timedelta(days=2))  # others' purchases do not count
+    record_purchase(project, "first-time-buyer", article, newest + timedelta(days=2))  # others' purchases do not count
