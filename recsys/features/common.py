@@ -86,10 +86,16 @@ def clean_numeric(expr: pl.Expr) -> pl.Expr:
     return pl.when(number.is_finite()).then(number)
 
 
+def naive_utc(when: datetime) -> datetime:
+    """``when`` as naive UTC, the store's times; a naive time is UTC already. ``OverflowError`` for an aware time
+    whose UTC falls outside the calendar (e.g. 0001-01-01T00:00+05:00)."""
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
 def cutoff(as_of: datetime | date) -> datetime:
     """The start of ``as_of``'s day (naive UTC): features as of a time use only days strictly before it."""
-    if isinstance(as_of, datetime) and as_of.tzinfo is not None:
-        as_of = as_of.astimezone(UTC)
+    if isinstance(as_of, datetime):
+        as_of = naive_utc(as_of)
     return datetime(as_of.year, as_of.month, as_of.day)
 
 

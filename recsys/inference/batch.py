@@ -29,14 +29,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.errors import RecsysError
-from recsys.features.common import cutoff
+from recsys.features.common import cutoff, naive_utc
 from recsys.features.customer_history import LAST_ARTICLES
 from recsys.pipeline.groups import CUSTOMERS, GroupDef
 from recsys.serving.chain import InProcessChain
@@ -214,11 +214,10 @@ class BatchScorer:
 
 def check_request_time(when: datetime, name: str = "request_time", now: datetime | None = None) -> datetime:
     """``when`` as naive UTC, unless it lies after tomorrow: a nightly job may compute tomorrow's answers ahead."""
-    if when.tzinfo is not None:
-        try:
-            when = when.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError:  # an offset that moves year 1 or 9999 out of the calendar
-            raise BatchError(f"{name}: out of range once converted to UTC: {when.isoformat()!r}") from None
+    try:
+        when = naive_utc(when)
+    except OverflowError:  # an offset that moves year 1 or 9999 out of the calendar
+        raise BatchError(f"{name}: out of range once converted to UTC: {when.isoformat()!r}") from None
     limit = cutoff(now or utc_now()) + timedelta(days=2)
     if when >= limit:
         raise BatchError(

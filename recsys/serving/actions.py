@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from numbers import Integral, Real
 from typing import Any
 
@@ -26,7 +26,7 @@ import polars as pl
 
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, PRICE, QUANTITY, T_DAT
 from recsys.errors import RecsysError
-from recsys.features.common import MISSING, cutoff
+from recsys.features.common import MISSING, cutoff, naive_utc
 from recsys.features.customer_history import AS_OF, customer_history_as_of, market_prices
 from recsys.features.transactions import month_features
 from recsys.features.validation import FeatureValidationError, Rule, rules_for, validate
@@ -93,8 +93,9 @@ def record_purchase(
     _check_id("article_id", article_id, source.schema[ARTICLE_ID])
     articles = fs.get_feature_view(*ARTICLES_VIEW)
     _check_in_catalogue(articles, article_id)
-    recorded = _recorded(fs, source)
-    _check_day(day, source, recorded, customer_id)
+    newest = source.get_column(T_DAT).max()
+    recorded = _recorded(fs, source, newest)
+    _check_day(day, newest, recorded, customer_id)
     given = _transaction_row(source.schema, customer_id, article_id, day, quantity, price, extra or {})
     arguments = {T_DAT: ("when", when), QUANTITY: ("quantity", quantity), PRICE: ("price", price)}
     _validate(given, TRANSACTIONS.name, rules_for(TRANSACTIONS.name, given, now=now), arguments)
@@ -165,15 +166,14 @@ def _check_in_catalogue(articles: FeatureView, article_id: int | str) -> None:
         raise ActionError(f"article {article_id!r} is not in the catalogue (the articles feature group)")
 
 
-def _recorded(fs: FeatureStore, source: pl.DataFrame) -> pl.DataFrame:
-    """The site's recorded purchases the source data does not cover yet, in its columns."""
-    recorded = uncovered_purchases(fs, source.get_column(T_DAT).max())
+def _recorded(fs: FeatureStore, source: pl.DataFrame, newest: datetime) -> pl.DataFrame:
+    """The site's recorded purchases after ``newest``, the source data's newest day, in its columns."""
+    recorded = uncovered_purchases(fs, newest)
     return source.clear() if recorded is None else recorded.select(source.columns)
 
 
-def _check_day(day: datetime, source: pl.DataFrame, recorded: pl.DataFrame, customer_id: str | int) -> None:
-    """The lower bounds of the purchase's day (see :func:`record_purchase`)."""
-    newest = source.get_column(T_DAT).max()
+def _check_day(day: datetime, newest: datetime, recorded: pl.DataFrame, customer_id: str | int) -> None:
+    """The lower bounds of the purchase's day (see :func:`record_purchase`); ``newest``: the source's newest day."""
     if day <= newest:
         raise ActionError(
             f"when ({day.date()}) is not after the source data's newest day ({newest.date()}): the transactions "
@@ -274,5 +274,7 @@ def _time(when: Any) -> datetime:
     """``when`` as naive UTC, like every time in the store."""
     if not isinstance(when, datetime):  # a day alone is not the time of a click
         raise ActionError(f"when must be a datetime, got {when!r}")
-    _day(when)  # an aware time near year 1 or 9999 has no UTC day
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+    try:
+        return naive_utc(when)
+    except OverflowError:  # an aware time near year 1 or 9999 has no UTC time
+        raise ActionError(f"when is out of range: {when!r}") from None

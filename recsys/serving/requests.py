@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 
+from recsys.features.common import naive_utc
 from recsys.features.customers import AGE, AGE_RANGE
 from recsys.serving.options import ServingOptions
 
@@ -170,12 +171,10 @@ def parse_time(value: Any, path: str, now: datetime) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise BadRequest(path, f"not an ISO-8601 date or time: {value[:40]!r}") from None
-    if parsed.tzinfo is not None:
-        try:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
-            raise BadRequest(path, f"out of the range of dates once converted to UTC: {value[:40]!r}") from None
-    return parsed
+    try:
+        return naive_utc(parsed)
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise BadRequest(path, f"out of the range of dates once converted to UTC: {value[:40]!r}") from None
 
 
 def _features(value: Any, path: str, kinds: Mapping[str, FeatureKind]) -> dict[str, Any]:
