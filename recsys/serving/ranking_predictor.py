@@ -12,7 +12,7 @@ from kserve import Model
 from recsys.features.common import MISSING
 from recsys.serving.model_set import RANKING_SERVICE, model_folder
 from recsys.serving.requests import FLOAT32_MAX, BadRequest, decode_body
-from recsys.serving.wire import Payload
+from recsys.serving.wire import Payload, check_types
 from recsys.training.ranking_features import RankerSchema
 from recsys.training.runs import RANKER_MODEL, Run
 
@@ -97,7 +97,6 @@ def _model_input(columns: dict[str, Any], schema: RankerSchema) -> tuple[Feature
     return data, rows
 
 
-_NUMBERS = {int, float, type(None)}  # JSON's numbers and null: numpy would also take "3" and True
 _BEYOND = f"numbers beyond the float32 range (±{FLOAT32_MAX:.3g}) or infinite"
 
 
@@ -108,9 +107,7 @@ def _numbers(values: list[Any] | np.ndarray, path: str) -> np.ndarray:
             raise BadRequest(path, f"expected numbers, got an array of {values.dtype}")
         array = values.astype(np.float32, copy=False)
     else:
-        found = set(map(type, values)) - _NUMBERS
-        if found:
-            raise BadRequest(path, f"expected numbers or null, found {', '.join(sorted(t.__name__ for t in found))}")
+        check_types(values, "float", path)
         try:
             array = np.asarray(values, dtype=np.float32)
         except OverflowError:  # an integer too large for any float

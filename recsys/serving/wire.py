@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from typing import Any
@@ -77,6 +77,15 @@ _ELEMENTS = {"string": {str}, "int": {int}, "float": {int, float, type(None)}}
 _DTYPES = {"string": object, "int": np.int64, "float": np.float32}
 
 
+def check_types(values: Iterable[Any], kind: str, path: str, where: str = "") -> None:
+    """A :class:`BadRequest` unless every value is of a JSON type of ``kind`` ("string", "int" or "float", which
+    takes null): numpy would turn "3" into 3 and True into 1."""
+    found = set(map(type, values)) - _ELEMENTS[kind]
+    if found:
+        names = ", ".join(sorted("null" if t is type(None) else t.__name__ for t in found))
+        raise BadRequest(path, f"expected {kind} values{where}, found {names}")
+
+
 def _array(values: list[Any], kind: str, length: int | None, path: str) -> np.ndarray:
     """One column as an array; the types are checked first, as numpy would turn "3" into 3 and True into 1 (a
     request's few rows: microseconds)."""
@@ -85,10 +94,7 @@ def _array(values: list[Any], kind: str, length: int | None, path: str) -> np.nd
         if not all(type(row) is list and len(row) == length for row in values):
             raise BadRequest(path, f"expected a list of {length} values per row")
         elements = list(chain.from_iterable(values))
-    found = set(map(type, elements)) - _ELEMENTS[kind]
-    if found:
-        names = ", ".join(sorted("null" if t is type(None) else t.__name__ for t in found))
-        raise BadRequest(path, f"expected {kind} values{'' if length is None else ' in each list'}, found {names}")
+    check_types(elements, kind, path, "" if length is None else " in each list")
     if kind == "float" and beyond_float32(elements):  # inf in the tower (a null, NaN there, is no error)
         raise BadRequest(path, f"numbers beyond the float32 range (±{FLOAT32_MAX:.3g})")
     try:
