@@ -335,7 +335,7 @@ def _watermark(fs: FeatureStore) -> tuple[pl.DataFrame, datetime]:
     return stored, stored.get_column(T_DAT).max()
 
 
-def _check_in_step(fs: FeatureStore, watermark: datetime) -> None:
+def _check_backfill_finished(fs: FeatureStore, watermark: datetime) -> None:
     """Popularity's newest snapshot is the day after the newest stored transaction once a run has finished.
 
     A backfill writes its snapshot groups before the source groups, so one stopped in between (up to an earlier
@@ -366,7 +366,7 @@ def incremental(
         stored_articles = ARTICLES.get(fs).read()
         rebuild_history, rebuild_popularity = _is_new(fs, CUSTOMER_HISTORY), _is_new(fs, ARTICLE_POPULARITY)
         if not rebuild_popularity:
-            _check_in_step(fs, watermark)
+            _check_backfill_finished(fs, watermark)
         step.rows = stored_tx.height
         step.note = f"newest stored day {watermark:%Y-%m-%d}"
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
