@@ -11,7 +11,7 @@ from tinyrun import TinyRun
 
 from recsys.data.dataset import CUSTOMER_ID
 from recsys.features.customer_history import customer_history_as_of
-from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS
+from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS, GroupDef
 from recsys.pipeline.views import CUSTOMERS_VIEW
 from recsys.serving.actions import CLICKS, PURCHASES, ActionError, record_click, record_purchase
 from recsys.store import NotFoundError, Project
@@ -59,15 +59,16 @@ def test_unknown_article_and_clicks(tiny_run: TinyRun) -> None:
     record_click(tiny_run.project, known, article, at)
     # a visitor the store does not know may click (stored as naive UTC, like every time in the store)
     record_click(tiny_run.project, "someone-new", article, at.replace(tzinfo=timezone(timedelta(hours=2))))
-    rows = stored_clicks(tiny_run.project).rows()
+    rows = read_or_empty(tiny_run.project, CLICKS).rows()
     assert (known, article, at) in rows and ("someone-new", article, at - timedelta(hours=2)) in rows
 
 
-def stored_clicks(project: Project) -> pl.DataFrame | None:
+def read_or_empty(project: Project, group: GroupDef) -> pl.DataFrame:
+    """The rows of an action's group, none before its first write creates it."""
     try:
-        return CLICKS.get(project.feature_store).read()
-    except NotFoundError:  # no click recorded yet
-        return None
+        return group.get(project.feature_store).read()
+    except NotFoundError:
+        return pl.DataFrame()
 
 
 BAD_CLICKS = {
@@ -91,7 +92,7 @@ def test_a_bad_click_argument_is_named_and_nothing_is_written(
     tiny_run: TinyRun, change: tuple[dict[str, Any], str]
 ) -> None:
     project = tiny_run.project
-    before = stored_clicks(project)
+    before = read_or_empty(project, CLICKS)
     click = {
         "customer_id": tiny_run.recent_buyers(1, skip=50)[0],
         "article_id": tiny_run.articles.get_column("article_id")[2],
@@ -101,19 +102,15 @@ def test_a_bad_click_argument_is_named_and_nothing_is_written(
     with pytest.raises(ActionError) as info:
         record_click(project, **(click | overrides))
     assert message in str(info.value)
-    after = stored_clicks(project)
-    assert after is None if before is None else before.equals(after)
+    after = read_or_empty(project, CLICKS)
+    assert before.equals(after)
 
 
 def stored(project: Project) -> list[pl.DataFrame]:
     """What a purchase could write: the transactions, the recorded purchases, and the history offline and online."""
     fs = project.feature_store
     history = CUSTOMER_HISTORY.get(fs)
-    try:
-        recorded = PURCHASES.get(fs).read()
-    except NotFoundError:
-        recorded = pl.DataFrame()
-    return [TRANSACTIONS.get(fs).read(), recorded, history.read(), history.read(online=True)]
+    return [TRANSACTIONS.get(fs).read(), read_or_empty(project, PURCHASES), history.read(), history.read(online=True)]
 
 
 BAD_PURCHASES = {
