@@ -2,9 +2,13 @@
 
 The nightly job of design §7: the same loaded objects as the in-process chain (one consistent run: query tower,
 vector index, ranker, popularity tier, filter and order rules), driven over large batches of customers instead of
-one request at a time. Per batch of customers, with no Python work per customer:
+one request at a time. Every customer means every customer served online (:func:`customer_ids`): those of the
+``customers`` group, and the shop's new buyers, who have a ``customer_history`` row but no attributes (the query
+transformer reads them as it reads a customer the store has only a history of). Per batch of customers, with no
+Python work per customer:
 
-1. one batched online read of the ``customers`` view (as the query transformer does per request);
+1. one batched online read of the ``customers`` view (as the query transformer does per request; a customer with
+   no ``customers`` row gets null attributes beside their history, as there);
 2. the query tower's inputs with training's vectorised :func:`~recsys.training.retrieval_data.query_inputs` (the
    values serving builds row by row in :mod:`recsys.serving.tower_inputs`; the tests hold them equal), then the
    tower over the whole batch;
@@ -38,7 +42,7 @@ from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID
 from recsys.errors import RecsysError
 from recsys.features.common import cutoff, naive_utc
 from recsys.features.customer_history import LAST_ARTICLES
-from recsys.pipeline.groups import CUSTOMERS, GroupDef
+from recsys.pipeline.groups import CUSTOMER_HISTORY, CUSTOMERS, GroupDef
 from recsys.serving.chain import InProcessChain
 from recsys.serving.filters import LAST_PURCHASE
 from recsys.serving.options import ServingOptions
@@ -237,9 +241,14 @@ def newest_computed_at(project: Project) -> datetime | None:
 
 
 def customer_ids(project: Project) -> pl.Series:
-    """Every customer the ``customers`` group serves online (the view's customers), sorted."""
-    rows = CUSTOMERS.get(project.feature_store).read(online=True)
-    return rows.get_column(CUSTOMER_ID).unique().sort()
+    """Every customer served online, sorted and unique, in the ``customers`` group's id type: those of that group
+    and those with only a ``customer_history`` row (the shop's new buyers: a purchase writes their history, never
+    attributes; a request gets them a personalised answer, so the batch job must too)."""
+    fs = project.feature_store
+    known = CUSTOMERS.get(fs).read(online=True).get_column(CUSTOMER_ID)
+    # online, not offline: on Hopsworks a purchase reaches the offline table only with the next materialisation
+    buyers = CUSTOMER_HISTORY.get(fs).read(online=True).get_column(CUSTOMER_ID)
+    return pl.concat([known, buyers.cast(known.dtype)]).unique().sort()
 
 
 def batch_recommend(
@@ -254,9 +263,10 @@ def batch_recommend(
     progress: Progress | None = None,
     log: Callable[[str], None] = print,
 ) -> BatchResult:
-    """Score every customer of the ``customers`` view with run ``run_id`` (default: the newest complete run) and
-    write their top ``top_k`` to the ``recommendations`` group; ``request_time`` (naive UTC, default now) is the
-    time the answers are for and their ``computed_at``."""
+    """Score every customer served online (:func:`customer_ids`: the ``customers`` group's and the shop's new
+    buyers) with run ``run_id`` (default: the newest complete run) and write their top ``top_k`` to the
+    ``recommendations`` group; ``request_time`` (naive UTC, default now) is the time the answers are for and their
+    ``computed_at``."""
     options = options or ServingOptions()
     if not 1 <= top_k <= options.max_top_k:
         raise BatchError(f"top_k must be between 1 and {options.max_top_k} (serving_max_top_k), not {top_k}")

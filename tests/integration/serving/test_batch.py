@@ -1,4 +1,5 @@
-"""The batch job on the tiny model set: every customer's answer, the same answers as the chain, upserts."""
+"""The batch job on the tiny model set: every customer's answer (the shop's new ones too), the same answers as the
+chain, upserts."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from inference_pipeline.cli import app
 from recsys.cli_support import run_app
 from recsys.config import load_settings
 from recsys.inference.batch import RECOMMENDATIONS, BatchError, BatchScorer, batch_recommend, check_request_time
+from recsys.pipeline.groups import CUSTOMER_HISTORY
+from recsys.serving.actions import record_purchase
 from recsys.serving.chain import InProcessChain
 from recsys.serving.options import ServingOptions
 from recsys.store import Project, connect
 
 TOP_K = 12
+SHOP_BUYER = "batch-shop-buyer"  # a customer the shop creates in this module's store (not 'someone-new': see chain)
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +35,33 @@ def home(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(home: Path) -> Project:
-    return connect(load_settings(backend="local", home=home))
+def project(home: Path, tiny_run: TinyRun) -> Project:
+    """The copy, where the shop has made a new customer: a purchase this morning, a history row, no attributes."""
+    project = connect(load_settings(backend="local", home=home))
+    article = tiny_run.articles.get_column("article_id")[0]
+    record_purchase(project, SHOP_BUYER, article, tiny_run.request_time - timedelta(hours=1))
+    return project
+
+
+@pytest.fixture(scope="module")
+def served(project: Project, tiny_run: TinyRun) -> set[str]:
+    """Who the batch job must score: the customers group's customers and everyone else with a history online (this
+    module's shop buyer, and those other tests' purchases made in the session's store before it was copied)."""
+    history = CUSTOMER_HISTORY.get(project.feature_store).read(online=True).get_column("customer_id")
+    everyone = {*tiny_run.customers.get_column("customer_id"), *history}
+    assert SHOP_BUYER in everyone and len(everyone) > tiny_run.customers.height
+    return everyone
 
 
 @pytest.fixture(scope="module")
 def written(project: Project, tiny_run: TinyRun) -> pl.DataFrame:
-    """One batch run (several batches: 2,000 customers by 512), read back online."""
+    """One batch run (several batches: 2,000 customers and more by 512), read back online."""
     result = batch_recommend(
         project, tiny_run.run_id, top_k=TOP_K, batch_size=512, request_time=tiny_run.request_time, log=lambda _: None
     )
-    assert result.customers == tiny_run.customers.height and result.run_id == tiny_run.run_id
-    return RECOMMENDATIONS.get(project.feature_store).read(online=True)
+    written = RECOMMENDATIONS.get(project.feature_store).read(online=True)
+    assert result.customers == written.height and result.run_id == tiny_run.run_id
+    return written
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +81,11 @@ def bought_in_window(tiny_run: TinyRun, window_days: int = 30, last_n: int = 20)
     )
 
 
-def test_every_customer_gets_top_k_fresh_distinct_products(written: pl.DataFrame, tiny_run: TinyRun) -> None:
-    assert written.height == tiny_run.customers.height
-    assert set(written.get_column("customer_id")) == set(tiny_run.customers.get_column("customer_id"))
+def test_every_customer_gets_top_k_fresh_distinct_products(
+    written: pl.DataFrame, tiny_run: TinyRun, served: set[str]
+) -> None:
+    assert written.height == len(served)
+    assert set(written.get_column("customer_id")) == served
     assert written.get_column("run_id").unique().to_list() == [tiny_run.run_id]
     assert written.get_column("computed_at").unique().to_list() == [tiny_run.request_time.replace(microsecond=0)]
     assert (written.get_column("source") == "model").all()  # every stored customer has signal
@@ -118,11 +139,28 @@ def test_short_model_lists_and_cold_start_are_filled_like_the_chain(project: Pro
     assert any(a["source"] == "popularity" for a in answer["predictions"][0]["articles"])  # the fill happened
 
 
+def test_a_customer_the_shop_created_gets_the_chain_s_personalised_answer(
+    written: pl.DataFrame, chain: InProcessChain, tiny_run: TinyRun
+) -> None:
+    """The shop's new customer has a history online but no customers row: the batch job scores them as a request
+    does (the query tower on the history alone, the bought article filtered out), not with the popular tier."""
+    rows = written.filter(pl.col("customer_id") == SHOP_BUYER)
+    assert rows.height == 1, "the shop's customer has no row"
+    row = rows.row(0, named=True)
+    bought = tiny_run.articles.get_column("article_id")[0]
+    when = tiny_run.request_time.isoformat()
+    prediction = chain.recommend({"instances": [{"customer_id": SHOP_BUYER, "top_k": TOP_K, "request_time": when}]})
+    prediction = prediction["predictions"][0]
+    assert row["source"] == prediction["source"] == "model"
+    assert row["article_ids"] == prediction["article_ids"] and bought not in row["article_ids"]
+    np.testing.assert_allclose(row["scores"], prediction["scores"], atol=2e-6)
+
+
 def test_rerun_upserts_and_a_later_run_replaces_the_online_row(
-    written: pl.DataFrame, project: Project, home: Path, tiny_run: TinyRun
+    written: pl.DataFrame, project: Project, home: Path, tiny_run: TinyRun, served: set[str]
 ) -> None:
     group = RECOMMENDATIONS.get(project.feature_store)
-    n = tiny_run.customers.height
+    n = len(served)
     batch_recommend(project, tiny_run.run_id, top_k=TOP_K, request_time=tiny_run.request_time, log=lambda _: None)
     assert group.read().height == n and group.read(online=True).height == n  # same computed_at: no duplicate
 
@@ -133,7 +171,7 @@ def test_rerun_upserts_and_a_later_run_replaces_the_online_row(
          "--request-time", later.isoformat()],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "2,000 customers" in result.output and "recommendations" in result.output
+    assert f"{n:,} customers" in result.output and "recommendations" in result.output
     online = group.read(online=True)
     assert online.height == n and online.get_column("computed_at").unique().to_list() == [later.replace(microsecond=0)]
     assert (online.get_column("article_ids").list.len() == 5).all()
@@ -184,7 +222,7 @@ def test_a_bad_request_time_is_one_line_and_writes_nothing(
 
 
 def test_an_earlier_run_warns_that_online_keeps_the_newer_rows(
-    written: pl.DataFrame, project: Project, home: Path, tiny_run: TinyRun
+    written: pl.DataFrame, project: Project, home: Path, tiny_run: TinyRun, served: set[str]
 ) -> None:
     """Online, the newest computed_at wins: a run for an earlier time is stored offline only, and says so. Last in
     the module: the snapshot it adds offline would change the counts of the tests above."""
@@ -197,4 +235,4 @@ def test_an_earlier_run_warns_that_online_keeps_the_newer_rows(
     message = " ".join(result.output.split())
     assert "warning: recommendations has rows computed at" in message and "keep them online" in message
     assert group.read(online=True).sort("customer_id").equals(online)
-    assert group.read().filter(pl.col("computed_at") == earlier).height == tiny_run.customers.height
+    assert group.read().filter(pl.col("computed_at") == earlier).height == len(served)
