@@ -10,7 +10,8 @@ Two modes (design §3):
   watermark are kept, backfill up to day d followed by incremental runs equals one backfill up to their last day.
   A store backfilled with an older version of a snapshot group (``customer_history``, ``article_popularity``) has
   no rows in the current one: the run builds it whole from the stored transactions, as a backfill would, and
-  leaves the older version as it was.
+  leaves the older version as it was. Otherwise its ``n_last`` must be the one the stored history was written
+  with (:mod:`recsys.pipeline.history_length`): it refuses another before writing anything.
 
 Validation comes first: every frame derived from the source is checked by the rules of its group before anything
 is written. ``on_bad_rows="fail"`` stops at the first violation (naming group, rule, column and sample rows);
@@ -60,6 +61,7 @@ from recsys.pipeline.groups import (
     GroupDef,
     quarantine_group,
 )
+from recsys.pipeline.history_length import check_n_last
 from recsys.pipeline.prefetch import prefetched
 from recsys.pipeline.recorded import uncovered_purchases
 from recsys.pipeline.runlog import RunLog
@@ -367,6 +369,8 @@ def incremental(
         rebuild_history, rebuild_popularity = _is_new(fs, CUSTOMER_HISTORY), _is_new(fs, ARTICLE_POPULARITY)
         if not rebuild_popularity:
             _check_backfill_finished(fs, watermark)
+        if not rebuild_history:  # a rebuilt history is written whole, at this run's n_last
+            check_n_last(fs, stored_tx, options.n_last)
         step.rows = stored_tx.height
         step.note = f"newest stored day {watermark:%Y-%m-%d}"
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)

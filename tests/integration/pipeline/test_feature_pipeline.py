@@ -12,9 +12,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from feature_pipeline.cli import app
+from recsys.cli_support import run_app
 from recsys.config import load_settings
 from recsys.data.dataset import Dataset
 from recsys.data.sources import load_dataset
+from recsys.errors import DataError
 from recsys.features.article_popularity import ARTICLE_PRICE
 from recsys.features.customer_history import LAST_GAPS
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
@@ -25,6 +28,7 @@ from recsys.serving.model_set import ModelSetError, view
 from recsys.store import Project, connect
 from recsys.store.base import FeatureStore
 from recsys.training.retrieval_job import TrainingDataError, load_retrieval_data
+from tests.integration.pipeline.conftest import hand_made
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +146,56 @@ def test_incremental_after_an_unfinished_backfill_says_to_run_it_again(
         incremental(project, tiny)
     backfill(project, tiny)
     assert set(incremental(project, tiny).written.values()) == {0}
+
+
+def test_incremental_with_another_n_last_than_the_stored_history_s_stops_before_writing(
+    tiny: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The backfill cut the busiest customers' lists at n_last=5 (nothing records the value: the rows show it, as in
+    a store written before the check). Any other --n-last would give the customers who buy again lists of another
+    length than the rest: the run stops with one line naming both values and the fix, and writes nothing."""
+    last = tiny.transactions.get_column("t_dat").max()
+    home = tmp_path / "home"
+    project = connect(load_settings(backend="local", home=home))
+    fs = project.feature_store
+    backfill(project, tiny, FeatureOptions(n_last=5, until=last - timedelta(days=1)))
+    history = CUSTOMER_HISTORY.get(fs)
+
+    def stored() -> tuple[dict[str, int], list[pl.DataFrame]]:
+        rows = [sorted_rows(fs, g) for g in FEATURE_GROUPS]
+        return commits(fs), [*rows, history.read(online=True).sort("customer_id")]
+
+    before = stored()
+    for n_last in (4, 20):
+        message = rf"--n-last {n_last} differs from the stored customer_history v2's n_last, 5:"
+        with pytest.raises(DataError, match=message):
+            incremental(project, tiny, FeatureOptions(n_last=n_last))
+    with pytest.raises(SystemExit) as info:
+        run_app(app, ["incremental", "--dataset", "synthetic:tiny", "--home", str(home), "--n-last", "20"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "pass --n-last 5" in err and "`python -m feature_pipeline backfill --n-last 20` to change it" in err
+    after = stored()
+    assert after[0] == before[0]  # not even an empty commit
+    assert all(a.equals(b) for a, b in zip(after[1], before[1], strict=True))
+
+    run = incremental(project, tiny, FeatureOptions(n_last=5))  # the backfill's value goes on
+    assert run.written[CUSTOMER_HISTORY.name] > 0
+    assert history.read(online=True).get_column("last_article_ids").list.len().max() == 5
+
+
+def test_a_history_that_cut_no_list_takes_any_n_last_as_long_as_its_longest(project: Project) -> None:
+    """Backfilled to Jan 5, c1's three purchases fill no list of 20: an n_last of 2 would cut the lists of the
+    customers who buy again, one of 3 writes what the backfill wrote. Once c1's four purchases are cut at 3, that is
+    the stored value."""
+    ds = hand_made()
+    backfill(project, ds, FeatureOptions(until=datetime(2020, 1, 5)))
+    shorter = r"--n-last 2 is shorter than the stored customer_history v2's longest list \(3 .*pass --n-last 3 or more"
+    with pytest.raises(DataError, match=shorter):
+        incremental(project, ds, FeatureOptions(n_last=2))
+    assert incremental(project, ds, FeatureOptions(n_last=3)).written[CUSTOMER_HISTORY.name] == 1  # c1 on Jan 10
+    with pytest.raises(DataError, match=r"--n-last 20 differs from the stored customer_history v2's n_last, 3"):
+        incremental(project, ds)
 
 
 def test_incremental_twice_writes_nothing_the_second_time(tiny: Dataset, tmp_path: Path) -> None:
