@@ -61,7 +61,7 @@ from recsys.pipeline.groups import (
     GroupDef,
     quarantine_group,
 )
-from recsys.pipeline.history_length import check_n_last
+from recsys.pipeline.history_length import N_LAST, check_n_last
 from recsys.pipeline.prefetch import prefetched
 from recsys.pipeline.recorded import uncovered_purchases
 from recsys.pipeline.runlog import RunLog
@@ -79,7 +79,7 @@ HISTORY_SOURCE = (CUSTOMER_ID, ARTICLE_ID, T_DAT, QUANTITY, PRICE)
 class FeatureOptions:
     """Knobs of a feature pipeline run."""
 
-    n_last: int = 20  # length of the last-purchases list in customer_history
+    n_last: int = N_LAST  # length of the last-purchases list in customer_history
     on_bad_rows: OnBadRows = "fail"
     until: datetime | None = None  # use transactions up to and including this day (default: all)
     now: datetime | None = None  # "now" for the not-in-the-future rules (default: the wall clock)

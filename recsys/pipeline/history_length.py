@@ -7,8 +7,8 @@ purchases than list items was cut at ``n_last`` exactly; where no row was cut, a
 the longest list would have written the same rows. The customer with the most purchases has the row cut first, so
 one online row answers, found from the stored transactions that the incremental run reads anyway: one keyed read
 through the customers view on either backend, not a scan of the history, and stores written before this check are
-checked alike. (The shop's recorded purchases are left out of the count: their rows follow the n_last that
-:func:`~recsys.serving.actions.record_purchase` is given.)
+checked alike. The shop's :func:`~recsys.serving.actions.record_purchase` writes its buyers' rows with the
+stored value too.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from recsys.store.base import FeatureStore
 from recsys.store.errors import NotFoundError
 
 N_PURCHASES = "n_purchases"
+N_LAST = 20  # the default length of the last-purchases list
 
 
 @dataclass(frozen=True)

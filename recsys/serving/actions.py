@@ -31,6 +31,7 @@ from recsys.features.customer_history import AS_OF, customer_history_as_of, mark
 from recsys.features.transactions import month_features
 from recsys.features.validation import FeatureValidationError, Rule, rules_for, validate
 from recsys.pipeline.groups import CUSTOMER_HISTORY, TRANSACTIONS, GroupDef
+from recsys.pipeline.history_length import N_LAST, stored_length
 from recsys.pipeline.recorded import PURCHASES, uncovered_purchases
 from recsys.pipeline.views import ARTICLES_VIEW
 from recsys.serving.requests import utc_now
@@ -66,15 +67,16 @@ def record_purchase(
     *,
     quantity: int = 1,
     price: float | None = None,
-    n_last: int = 20,
+    n_last: int | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Purchase:
     """Append a purchase and refresh the customer's history online (see the module docstring).
 
     ``when`` defaults to now (naive UTC); purchases are counted per day, so a second purchase of the same article
     on the same day adds to that day's quantity. ``extra`` gives values for other transaction columns (e.g. a
-    sales channel); those not given are null (``MISSING`` for categories). ``n_last`` must be the feature
-    pipeline's history length.
+    sales channel); those not given are null (``MISSING`` for categories). ``n_last`` (the history's list length)
+    defaults to the one the stored histories were written with (:mod:`recsys.pipeline.history_length`); another
+    is refused, as the feature pipeline's incremental run refuses it.
 
     Every argument is checked before anything is written, and a bad one is an :class:`ActionError` that names it:
     ``customer_id`` of the store's id type (a non-empty string for H&M), ``quantity`` an integer >= 1, ``price``
@@ -96,6 +98,7 @@ def record_purchase(
     newest = source.get_column(T_DAT).max()
     recorded = _recorded(fs, source, newest)
     _check_day(day, newest, recorded, customer_id)
+    n_last = _history_length(fs, source, n_last)
     given = _transaction_row(source.schema, customer_id, article_id, day, quantity, price, extra or {})
     arguments = {T_DAT: ("when", when), QUANTITY: ("quantity", quantity), PRICE: ("price", price)}
     _validate(given, TRANSACTIONS.name, rules_for(TRANSACTIONS.name, given, now=now), arguments)
@@ -195,6 +198,20 @@ def _validate(row: pl.DataFrame, group: str, rules: list[Rule], arguments: Mappi
         rule = exc.rule
         name, value = arguments.get(rule.column, (rule.column, exc.rows.get_column(rule.column)[0]))
         raise ActionError(f"{name}={value!r} breaks the {group} rule {rule.name!r}: {rule.description}") from None
+
+
+def _history_length(fs: FeatureStore, source: pl.DataFrame, n_last: int | None) -> int:
+    """``n_last``, or the stored histories' when not given; an :class:`ActionError` when they were not written with
+    it (the buyer's list would have another length than everyone else's)."""
+    stored = stored_length(fs, source)
+    if n_last is None:
+        return N_LAST if stored is None or stored.allows(N_LAST) else stored.length
+    if stored is not None and not stored.allows(n_last):
+        raise ActionError(
+            f"n_last {n_last} is not the length the stored {CUSTOMER_HISTORY.name} lists were written "
+            f"with ({stored.length}{'' if stored.exact else ' or more'}): leave it out to use theirs"
+        )
+    return n_last
 
 
 def _transaction_row(

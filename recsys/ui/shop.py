@@ -42,10 +42,10 @@ class NewCustomerForm:
 class Shop:
     """The feature-store side of the demo for one project (see the module docstring)."""
 
-    def __init__(self, project: Project, n_last: int = 20) -> None:
+    def __init__(self, project: Project, n_last: int | None = None) -> None:
         self.project = project
         self.fs = project.feature_store
-        self.n_last = n_last  # the feature pipeline's history length (record_purchase must match it)
+        self.n_last = n_last  # the history's list length; None: the stored histories' (record_purchase reads it)
 
     @cached_property
     def _customers(self) -> Any:

@@ -22,11 +22,13 @@ from recsys.features.article_popularity import ARTICLE_PRICE
 from recsys.features.customer_history import LAST_GAPS
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
 from recsys.pipeline.groups import ARTICLE_POPULARITY, CUSTOMER_HISTORY, FEATURE_GROUPS, TRANSACTIONS, GroupDef
+from recsys.pipeline.recorded import PURCHASES
 from recsys.pipeline.views import CUSTOMERS_VIEW, RANKING_VIEW, RETRIEVAL_VIEW, VIEWS
-from recsys.serving.actions import record_purchase
+from recsys.serving.actions import ActionError, record_purchase
 from recsys.serving.model_set import ModelSetError, view
 from recsys.store import Project, connect
 from recsys.store.base import FeatureStore
+from recsys.store.errors import NotFoundError
 from recsys.training.retrieval_job import TrainingDataError, load_retrieval_data
 from tests.integration.pipeline.conftest import hand_made
 
@@ -182,6 +184,24 @@ def test_incremental_with_another_n_last_than_the_stored_history_s_stops_before_
     run = incremental(project, tiny, FeatureOptions(n_last=5))  # the backfill's value goes on
     assert run.written[CUSTOMER_HISTORY.name] > 0
     assert history.read(online=True).get_column("last_article_ids").list.len().max() == 5
+
+
+def test_the_shop_writes_its_buyers_histories_with_the_stored_n_last(tiny: Dataset, tmp_path: Path) -> None:
+    """A store backfilled with n_last=5: a Buy writes the buyer's list with 5 articles, not the default 20, and an
+    explicit other n_last is refused before anything is written."""
+    project = fresh(tmp_path, "home")
+    fs = project.feature_store
+    backfill(project, tiny, FeatureOptions(n_last=5))
+    busiest = tiny.transactions.get_column("customer_id").value_counts(sort=True).item(0, "customer_id")
+    article = tiny.articles.get_column("article_id")[0]
+    with pytest.raises(ActionError, match=r"n_last 20 is not the length the stored customer_history lists .*\(5\)"):
+        record_purchase(project, busiest, article, n_last=20)
+    with pytest.raises(NotFoundError):  # nothing written
+        PURCHASES.get(fs)
+
+    bought = record_purchase(project, busiest, article)
+    row = CUSTOMER_HISTORY.get(fs).read(online=True).filter(pl.col("customer_id") == busiest).row(0, named=True)
+    assert bought.n_purchases > 5 and len(row["last_article_ids"]) == 5 and row["last_article_ids"][0] == article
 
 
 def test_a_history_that_cut_no_list_takes_any_n_last_as_long_as_its_longest(project: Project) -> None:
