@@ -245,9 +245,10 @@ def customer_ids(project: Project) -> pl.Series:
     and those with only a ``customer_history`` row (the shop's new buyers: a purchase writes their history, never
     attributes; a request gets them a personalised answer, so the batch job must too)."""
     fs = project.feature_store
-    known = CUSTOMERS.get(fs).read(online=True).get_column(CUSTOMER_ID)
-    # online, not offline: on Hopsworks a purchase reaches the offline table only with the next materialisation
-    buyers = CUSTOMER_HISTORY.get(fs).read(online=True).get_column(CUSTOMER_ID)
+    known = CUSTOMERS.get(fs).select([CUSTOMER_ID]).read(online=True).get_column(CUSTOMER_ID)
+    # online, not offline: on Hopsworks a purchase reaches the offline table only with the next materialisation;
+    # the key column only: the history's other columns hold lists
+    buyers = CUSTOMER_HISTORY.get(fs).select([CUSTOMER_ID]).read(online=True).get_column(CUSTOMER_ID)
     return pl.concat([known, buyers.cast(known.dtype)]).unique().sort()
 
 

@@ -48,8 +48,9 @@ class Query(ABC):
         """A new query with ``sub_query`` joined on ``on`` (default: the right group's primary key)."""
 
     @abstractmethod
-    def read(self) -> pl.DataFrame:
-        """Execute the query on the offline store."""
+    def read(self, online: bool = False) -> pl.DataFrame:
+        """Execute the query on the offline store, or, for a selection from one online group with no join, read the
+        selected columns of its online rows (cheaper than the whole row when the others hold lists)."""
 
     @property
     @abstractmethod

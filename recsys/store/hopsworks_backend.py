@@ -130,8 +130,8 @@ class HopsworksQuery(Query):
         names = [*self._features, *[f"{prefix or ''}{name}" for name in sub_query.features]]
         return HopsworksQuery(joined, names)
 
-    def read(self) -> pl.DataFrame:
-        return self.sdk.read(dataframe_type="polars")
+    def read(self, online: bool = False) -> pl.DataFrame:
+        return self.sdk.read(online=online, dataframe_type="polars")
 
 
 class HopsworksFeatureGroup(FeatureGroup):

@@ -164,10 +164,17 @@ class LocalFeatureGroup(FeatureGroup):
     def read(self, online: bool = False, as_of_version: int | None = None) -> pl.DataFrame:
         """Offline rows (optionally time-travelled to Delta ``as_of_version``), or the online table."""
         if online:
-            if not self.online_enabled:
-                raise NotFoundError(f"feature group {self.label} is not online-enabled")
-            return self._online_store.read_all(self.online_table, self.require_schema(), self.primary_key)
+            return self.read_online(self.require_schema().names())
         return self.offline.read(as_of_version)
+
+    def read_online(self, features: Sequence[str]) -> pl.DataFrame:
+        """The online table's ``features`` columns, in key order."""
+        if not self.online_enabled:
+            raise NotFoundError(f"feature group {self.label} is not online-enabled")
+        schema = self.require_schema()
+        return self._online_store.read_all(
+            self.online_table, pl.Schema({n: schema[n] for n in features}), self.primary_key
+        )
 
     def select(self, features: Sequence[str]) -> LocalQuery:
         return LocalQuery(self, list(features))

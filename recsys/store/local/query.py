@@ -102,8 +102,12 @@ class LocalQuery(Query):
         step = Join(sub_query, left_keys, right_keys, join_type, prefix)
         return LocalQuery(self.group, self._features, [*self.joins, step])
 
-    def read(self) -> pl.DataFrame:
-        return self.collect()
+    def read(self, online: bool = False) -> pl.DataFrame:
+        if not online:
+            return self.collect()
+        if self.joins:
+            raise SchemaError(f"an online read selects from one group; this query joins {self.group.label} with others")
+        return self.group.read_online(self._features)
 
     def collect(
         self, start: TimeLike | None = None, end: TimeLike | None = None, extra: Sequence[str] = ()

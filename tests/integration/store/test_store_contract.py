@@ -66,6 +66,15 @@ def test_insert_upserts_on_primary_key(project: Project, unique) -> None:
     assert online["age"].to_list() == [21, 36, 60, 18]
 
 
+def test_a_selection_reads_the_online_rows_columns(project: Project, unique) -> None:
+    group = customers(project, unique)
+    group.insert(
+        pl.DataFrame({"customer_id": ["c2"], "age": [36], "club_member_status": ["ACTIVE"], "last_articles": [[9]]})
+    )
+    online = group.select(["age", "customer_id"]).read(online=True).sort("customer_id")
+    assert online.equals(pl.DataFrame({"age": [21, 36, 60], "customer_id": ["c1", "c2", "c3"]}))
+
+
 def test_missing_primary_key_column_is_a_schema_error_naming_it(project: Project, unique) -> None:
     group = customers(project, unique)
     with pytest.raises(SchemaError, match="customer_id") as info:

@@ -199,3 +199,11 @@ def test_model_registry_calls_match_the_sdk() -> None:
     with pytest.raises(NotFoundError):
         registry.get_best_model("ranker", "map12", "max")
     mr.get_best_model.assert_called_with("ranker", "map12", "max")
+
+
+def test_a_selection_reads_online_through_the_sdk_query(python_engine: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    history = sdk_group("customer_history", ["customer_id"], [("customer_id", "string"), ("n", "bigint")])
+    read = create_autospec(SdkQuery.read, return_value=pl.DataFrame({"customer_id": ["c1"]}))
+    monkeypatch.setattr(SdkQuery, "read", read)
+    hb.HopsworksFeatureGroup(history).select(["customer_id"]).read(online=True)
+    assert read.call_args.kwargs == {"online": True, "dataframe_type": "polars"}
