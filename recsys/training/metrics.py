@@ -10,6 +10,7 @@ import numpy as np
 
 
 def _distinct_pairs(rows: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (row, item) pairs of integer rows and integer item codes (:func:`_codes`)."""
     pairs = np.unique(np.stack([np.asarray(rows, np.int64), np.asarray(items, np.int64)], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
 
@@ -23,6 +24,7 @@ def recall_at_k(top: np.ndarray, rows: np.ndarray, items: np.ndarray, k: int) ->
     """Mean over customers of |top-k ∩ bought| / |bought| (distinct items), customers with truth only."""
     if k > top.shape[1]:
         raise ValueError(f"recall@{k} needs at least {k} recommendations per row, got {top.shape[1]}")
+    top, items = _codes(top[:, :k], items)  # a data set's ids may be strings
     rows, items = _distinct_pairs(rows, items)
     if len(rows) == 0:
         raise ValueError("recall@k of an empty truth set is undefined")

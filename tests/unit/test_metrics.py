@@ -35,6 +35,15 @@ def test_recall_matches_brute_force() -> None:
         assert recall_at_k(top, rows, items, k) == pytest.approx(brute_recall(top, rows, items, k), abs=1e-12)
 
 
+def test_recall_of_string_ids_equals_the_recall_of_their_integer_codes() -> None:
+    rng = np.random.default_rng(1)
+    top = np.stack([rng.permutation(200)[:50] for _ in range(300)])
+    rows, items = rng.integers(0, 300, 2_000), rng.integers(0, 200, 2_000)
+    named = np.array([f"m{i} – ñ" for i in range(200)])  # a data set's article ids may be any strings
+    for k in (1, 12, 50):
+        assert recall_at_k(named[top], rows, named[items], k) == recall_at_k(top, rows, items, k)
+
+
 def test_recall_rejects_short_lists() -> None:
     with pytest.raises(ValueError, match="recall@5"):
         recall_at_k(np.zeros((2, 3), dtype=int), np.array([0]), np.array([1]), 5)
