@@ -88,7 +88,9 @@ def _encode_expr(name: str, dtype: pl.DataType) -> pl.Expr:
     if is_nested(dtype):
         # JSON-encode through a one-field struct, then strip the wrapper: {"v":[...]} -> [...]
         text = pl.struct(col.alias(_WRAP)).struct.json_encode()
-        return pl.when(col.is_null()).then(None).otherwise(text.str.slice(5, text.str.len_bytes() - 6)).alias(name)
+        # strip, not slice: a slice counts characters, and a length in bytes over-counts non-ASCII text
+        inner = text.str.strip_prefix(f'{{"{_WRAP}":').str.strip_suffix("}")
+        return pl.when(col.is_null()).then(None).otherwise(inner).alias(name)
     return col
 
 

@@ -131,6 +131,13 @@ def test_sqlite_codec_round_trip_with_nulls() -> None:
     ]
 
 
+def test_sqlite_codec_keeps_non_ascii_list_values() -> None:
+    frame = pl.DataFrame({"genres": [["Comédie", "Drâme"], ["ñ – 映画"], []], "ids": [["film 1 – ñ"], [], ["a"]]})
+    encoded = sqlite_codec.encode(frame)
+    assert encoded["genres"][0] == '["Comédie","Drâme"]'  # was '["Comédie","Drâme"]}': a slice counted bytes
+    assert sqlite_codec.decode(encoded, frame.schema).equals(frame)
+
+
 def test_time_bounds_are_half_open() -> None:
     frame = pl.DataFrame({"t": [datetime(2020, 1, d) for d in (1, 2, 3)]})
     got = frame.filter(between("t", frame.schema["t"], "2020-01-02", date(2020, 1, 3)))
