@@ -44,7 +44,12 @@ class NotFoundError(StoreError):
 
 def format_rows(rows: pl.DataFrame) -> str:
     """Up to :data:`MAX_SAMPLE_ROWS` rows as one line of dicts, for error messages."""
-    return "; ".join(str(row) for row in rows.head(MAX_SAMPLE_ROWS).to_dicts())
+    rows = rows.head(MAX_SAMPLE_ROWS)
+    try:
+        dicts = rows.to_dicts()
+    except (ValueError, OverflowError):  # a time Python cannot hold (e.g. year 48973: milliseconds read as seconds)
+        dicts = rows.with_columns(pl.col(pl.Datetime, pl.Date, pl.Duration).cast(pl.String)).to_dicts()
+    return "; ".join(str(row) for row in dicts)
 
 
 def not_found(kind: str, wanted: str, existing: Iterable[str]) -> NotFoundError:

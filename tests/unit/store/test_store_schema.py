@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from recsys.store.embedding import EmbeddingIndex, exclude_per_query
-from recsys.store.errors import SchemaError, ValidationError
+from recsys.store.errors import SchemaError, ValidationError, format_rows
 from recsys.store.local import sqlite_codec
 from recsys.store.schema import (
     check_new_schema,
@@ -136,6 +136,11 @@ def test_sqlite_codec_keeps_non_ascii_list_values() -> None:
     encoded = sqlite_codec.encode(frame)
     assert encoded["genres"][0] == '["Comédie","Drâme"]'  # was '["Comédie","Drâme"]}': a slice counted bytes
     assert sqlite_codec.decode(encoded, frame.schema).equals(frame)
+
+
+def test_sample_rows_show_times_python_cannot_hold() -> None:
+    far = pl.DataFrame({"t_dat": [1_536_000_000_000 * 1_000_000]}).cast(pl.Datetime("us"))  # milliseconds read as s
+    assert format_rows(far) == "{'t_dat': '+50643-11-26 18:40:00.000000'}"  # was a ValueError: year out of range
 
 
 def test_time_bounds_are_half_open() -> None:
