@@ -1,4 +1,4 @@
-# Thin on purpose: every target only calls the pipeline CLIs (or pytest / ruff).
+# Thin on purpose: every target only calls the pipeline CLIs (or pytest, ruff, streamlit, the benchmark scripts).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -1,4 +1,3 @@
-from feature_pipeline.cli import app
-from recsys.cli_support import main_guard
+from feature_pipeline.cli import main
 
-main_guard(app)
+main()

@@ -1,4 +1,4 @@
-"""``python -m feature_pipeline``: generate or describe raw data, and (later) turn it into feature groups."""
+"""``python -m feature_pipeline``: generate or describe raw data, turn it into feature groups, inspect the store."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 
 from feature_pipeline.store_cli import store_app
-from recsys.cli_support import BACKEND_OPTION, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app
+from recsys.cli_support import BACKEND_OPTION, DATASET_HELP, HOME_HELP, SEED_HELP, console, main_guard, make_app
 from recsys.config import load_settings
+from recsys.pipeline.history_length import N_LAST
 
 app = make_app("feature_pipeline", "Program 1 of the recommender: raw data -> feature groups.")
 app.add_typer(store_app, name="store")
@@ -109,7 +110,7 @@ def _run_features(
 def backfill(
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
     until: str | None = typer.Option(None, help=UNTIL_HELP),
-    n_last: int = typer.Option(20, help="Length of the last-purchases list in customer_history."),
+    n_last: int = typer.Option(N_LAST, help="Length of the last-purchases list in customer_history."),
     on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
     customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
@@ -124,7 +125,7 @@ def backfill(
 def incremental(
     dataset: str | None = typer.Option(None, "--dataset", help=DATASET_HELP),
     until: str | None = typer.Option(None, help=UNTIL_HELP),
-    n_last: int = typer.Option(20, help="Length of the last-purchases list (must match the backfill)."),
+    n_last: int = typer.Option(N_LAST, help="Length of the last-purchases list (must match the backfill)."),
     on_bad_rows: str = typer.Option("fail", help=BAD_ROWS_HELP),
     customers: int | None = typer.Option(None, help="H&M only: sample this many customers (seeded)."),
     seed: int | None = typer.Option(None, help=SEED_HELP),
@@ -133,3 +134,8 @@ def incremental(
 ) -> None:
     """Add the days after the newest stored transaction (idempotent: a second run writes nothing)."""
     _run_features("incremental", dataset, until, n_last, on_bad_rows, customers, seed, home, backend)
+
+
+def main() -> None:
+    """Entry point of ``python -m`` and of the console script: bad input is one line and exit code 2."""
+    main_guard(app)

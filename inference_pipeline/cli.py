@@ -10,7 +10,7 @@ from inference_pipeline.batch_cli import register as register_batch
 from inference_pipeline.demo_cli import register as register_demo
 from inference_pipeline.deploy_cli import register as register_deploy
 from inference_pipeline.serve_cli import register as register_serving
-from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console, make_app, quiet_tensorflow
+from recsys.cli_support import BACKEND_OPTION, HOME_HELP, console, main_guard, make_app, quiet_tensorflow
 from recsys.config import load_settings
 
 app = make_app(
@@ -38,3 +38,8 @@ register_serving(app)
 register_batch(app)
 register_deploy(app)
 register_demo(app)
+
+
+def main() -> None:
+    """Entry point of ``python -m`` and of the console script: bad input is one line and exit code 2."""
+    main_guard(app)

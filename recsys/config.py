@@ -1,7 +1,7 @@
 """One typed settings object for all three programs.
 
 Values come, in order of precedence, from explicit arguments (the CLIs' flags), environment variables with the
-``RECSYS_`` prefix, and a ``.env`` file in the working directory. Unknown ``RECSYS_`` keys in ``.env`` are errors,
+``RECSYS_`` prefix, and a ``.env`` file in the working directory. Unknown keys in ``.env`` are errors,
 so a typo fails loudly instead of silently using a default. Hopsworks' own variables (``HOPSWORKS_API_KEY``,
 ``HOPSWORKS_HOST``, ``HOPSWORKS_PROJECT``) are read under their standard names; the key is a ``SecretStr`` and is
 never printed.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recsys.errors import RecsysError
@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="Endpoint the demo UI asks (default: the public endpoint on 127.0.0.1:serving_port).",
     )
     ui_timeout_s: float = Field(10.0, gt=0, description="How long the demo UI waits for an answer (seconds).")
+
+    @field_validator("serving_run_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # a workflow's `${{ vars.RECSYS_SERVING_RUN_ID }}` is "" when the variable is not defined: serve the newest
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def data_dir(self) -> Path:

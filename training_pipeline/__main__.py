@@ -1,4 +1,3 @@
-from recsys.cli_support import main_guard
-from training_pipeline.cli import app
+from training_pipeline.cli import main
 
-main_guard(app)
+main()

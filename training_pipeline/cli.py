@@ -10,7 +10,16 @@ from typing import Any
 
 import typer
 
-from recsys.cli_support import BACKEND_OPTION, DATASET_HELP, HOME_HELP, SEED_HELP, console, make_app, quiet_tensorflow
+from recsys.cli_support import (
+    BACKEND_OPTION,
+    DATASET_HELP,
+    HOME_HELP,
+    SEED_HELP,
+    console,
+    main_guard,
+    make_app,
+    quiet_tensorflow,
+)
 from recsys.config import Settings, load_settings
 
 app = make_app("training_pipeline", "Program 2 of the recommender: feature views -> models in the registry.")
@@ -107,7 +116,11 @@ class _MetricTable:
 
 
 SPLIT_OPTION = typer.Option("time", help=SPLIT_HELP)
-EPOCHS_OPTION = typer.Option(None, min=1, help="Maximum two-tower epochs (early stopping may end sooner; default 6).")
+EPOCHS_OPTION = typer.Option(
+    None,
+    min=1,
+    help="Maximum two-tower epochs (early stopping may end sooner; default 6; 10 with --split per-customer).",
+)
 TEST_FRACTION_OPTION = typer.Option(
     None,
     "--test-fraction",
@@ -301,3 +314,8 @@ def all_steps(
     run_id = _retrieval(settings, config, load_oracle, data=data, project=project)
     embed_catalogue(project, run_id, log=lambda line: console.print(line))
     _ranking(settings, run_id, candidates, weeks, ranker_config, load_oracle, data=data, project=project)
+
+
+def main() -> None:
+    """Entry point of ``python -m`` and of the console script: bad input is one line and exit code 2."""
+    main_guard(app)

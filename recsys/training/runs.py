@@ -96,7 +96,8 @@ def find_run(registry: ModelRegistry, run_id: str | None = None, need: Sequence[
         wanted = " + ".join(need)
         raise RunNotFoundError(
             f"no training run has {wanted}; runs: {_describe(runs)}. "
-            "Train one with `python -m training_pipeline all` (or `retrieval` then `ranking`)."
+            "Train one with `python -m training_pipeline all` "
+            "(or `retrieval`, `python -m inference_pipeline embed`, then `ranking`)."
         )
     return usable[-1]
 

@@ -42,3 +42,11 @@ def test_hopsworks_key_is_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert settings.hopsworks_api_key.get_secret_value() == "super-secret-value"
     assert "super-secret-value" not in repr(settings)
     assert "super-secret-value" not in str(settings.public_dict())
+
+
+def test_a_blank_run_id_means_the_newest_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_SERVING_RUN_ID", "")  # what a workflow passes for an undefined variable
+    assert load_settings().serving_run_id is None
+    monkeypatch.setenv("RECSYS_SERVING_RUN_ID", "run-1")
+    assert load_settings().serving_run_id == "run-1"

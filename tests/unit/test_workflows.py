@@ -271,8 +271,10 @@ def test_schedules() -> None:
     )
     assert [entry["cron"] for entry in features["on"]["schedule"]] == ["0 2 * * *"]  # daily
     assert [entry["cron"] for entry in training["on"]["schedule"]] == ["0 3 * * 0"]  # weekly, Sunday
-    # nightly = after every successful feature run, so it never scores yesterday's features
-    assert batch["on"]["workflow_run"] == {"workflows": [features["name"]], "types": ["completed"]}
+    # nightly = after every successful feature run, so it never scores yesterday's features; and after a training
+    # run, so new models answer at once (and a fresh store's first batch, which had no run yet, gets its answers)
+    assert batch["on"]["workflow_run"] == {"workflows": [features["name"], training["name"]], "types": ["completed"]}
+    assert batch["env"]["RECSYS_SERVING_RUN_ID"] == "${{ vars.RECSYS_SERVING_RUN_ID }}"
     assert "success" in batch["jobs"]["batch"]["if"]
     for pipeline in (features, training, batch):
         assert "workflow_dispatch" in pipeline["on"]
