@@ -117,7 +117,11 @@ def backfill(
     backend: str | None = BACKEND_OPTION,
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
-    """Compute every feature group from all history and overwrite it; create the feature views."""
+    """Compute every feature group from all history and overwrite its rows; create the feature views.
+
+    A data set with other columns than the stored groups' (an edited spec) is refused, writing nothing.
+    Write it into a fresh store: --home NEW_FOLDER.
+    """
     _run_features("backfill", dataset, until, n_last, on_bad_rows, customers, seed, home, backend)
 
 

@@ -13,7 +13,13 @@ Two modes (design §3):
   leaves the older version as it was. Otherwise its ``n_last`` must be the one the stored history was written
   with (:mod:`recsys.pipeline.history_length`): it refuses another before writing anything.
 
-Validation comes first: every frame derived from the source is checked by the rules of its group before anything
+Schemas come first: the groups' versions are fixed (:mod:`recsys.pipeline.groups`) and their columns by their first
+write, so a data set whose spec was edited (a feature dropped or added, an id type changed) or another data set
+does not fit a store written before. Every group a run will write is compared with the stored one before the first
+write (:mod:`recsys.pipeline.schema_guard`): one error names all the differences, and nothing is written. Another
+data set needs a fresh store (``--home``).
+
+Validation comes next: every frame derived from the source is checked by the rules of its group before anything
 is written. ``on_bad_rows="fail"`` stops at the first violation (naming group, rule, column and sample rows);
 ``"quarantine"`` keeps the good rows, writes the bad ones with the rules they broke to ``<group>_quarantine``, and
 goes on (transactions of a quarantined customer or article are then quarantined too: their ids no longer join).
@@ -65,6 +71,7 @@ from recsys.pipeline.history_length import N_LAST, check_n_last
 from recsys.pipeline.prefetch import prefetched
 from recsys.pipeline.recorded import uncovered_purchases
 from recsys.pipeline.runlog import RunLog
+from recsys.pipeline.schema_guard import BACKFILL_FIX, INCREMENTAL_FIX, check_fits
 from recsys.pipeline.views import create_views
 from recsys.store.base import FeatureStore, Project
 from recsys.store.errors import NotFoundError
@@ -118,16 +125,23 @@ class Checker:
             self.bad[group] = bad
         return good
 
+    def _rows(self, bad: pl.DataFrame, run: str) -> pl.DataFrame:
+        """``bad`` as quarantine rows: with an id unique per run and the time they were set aside."""
+        return bad.with_columns(
+            (pl.lit(f"{run}-") + pl.int_range(pl.len()).cast(pl.String)).alias("quarantine_id"),
+            pl.lit(self.now, dtype=pl.Datetime("us")).alias("quarantined_at"),
+        )
+
+    def quarantine_schemas(self) -> dict[GroupDef, pl.Schema]:
+        """What :meth:`write_quarantine` will write, per quarantine group: checked before a run writes anything."""
+        return {quarantine_group(group): self._rows(bad.head(0), "").schema for group, bad in self.bad.items()}
+
     def write_quarantine(self, fs: FeatureStore) -> dict[str, int]:
         """Append the bad rows to ``<group>_quarantine`` (ids unique per run); rows per group."""
         run = uuid.uuid4().hex[:12]
         counts = {}
         for group, bad in self.bad.items():
-            rows = bad.with_columns(
-                (pl.lit(f"{run}-") + pl.int_range(pl.len()).cast(pl.String)).alias("quarantine_id"),
-                pl.lit(self.now, dtype=pl.Datetime("us")).alias("quarantined_at"),
-            )
-            quarantine_group(group).get_or_create(fs).insert(rows)
+            quarantine_group(group).get_or_create(fs).insert(self._rows(bad, run))
             counts[group.name] = bad.height
         return counts
 
@@ -235,6 +249,21 @@ def _popularity(
     return validate(popularity, ARTICLE_POPULARITY.name, rules)
 
 
+def _snapshot_schemas(
+    tx: pl.DataFrame, articles: pl.DataFrame, last_day: datetime, options: FeatureOptions
+) -> dict[GroupDef, pl.Schema]:
+    """The snapshot groups' schemas, computed by the same functions from one article's and one customer's
+    purchases in ``tx`` (not empty): their columns do not depend on the rows, so this costs a fraction of the full
+    computation, which is only done (and written at once, for memory) once every group has been checked."""
+    one_article = tx.filter(pl.col(ARTICLE_ID) == tx.item(0, ARTICLE_ID))
+    popularity = article_popularity_events(one_article, until=last_day + ONE_DAY)
+    one_customer = tx.select(HISTORY_SOURCE).filter(pl.col(CUSTOMER_ID) == tx.item(0, CUSTOMER_ID))
+    _, chunks = customer_history_event_chunks(
+        one_customer, articles, rows_per_chunk=options.history_chunk_rows, n_last=options.n_last
+    )
+    return {ARTICLE_POPULARITY: popularity.schema, CUSTOMER_HISTORY: next(chunks).schema}
+
+
 def _spec(ds: Dataset, table: str) -> dict[str, object]:
     """Rule arguments that need the spec: categorical columns must be non-empty strings."""
     return {"features": _features_of(ds, table)}
@@ -246,7 +275,10 @@ def _spec(ds: Dataset, table: str) -> dict[str, object]:
 def backfill(
     project: Project, ds: Dataset, options: FeatureOptions = FeatureOptions(), log: RunLog | None = None
 ) -> FeatureRun:
-    """Recompute and overwrite every feature group from all transactions up to ``options.until``."""
+    """Recompute and overwrite every feature group from all transactions up to ``options.until``.
+
+    The data set must have the stored groups' columns (:mod:`recsys.pipeline.schema_guard`): nothing is written
+    otherwise."""
     log = log or RunLog()
     fs = project.feature_store
     now = options.now or datetime.now()
@@ -266,6 +298,13 @@ def backfill(
         tx = check(TRANSACTIONS, tx, **ids, **_spec(ds, "transactions"))
         step.rows = sum(bad.height for bad in check.bad.values())
     run.first_day, run.last_day = tx.get_column(T_DAT).min(), tx.get_column(T_DAT).max()
+
+    with log.step("check every group against the stored one"):
+        month_columns = with_month_features(tx.head(0)).schema
+        schemas = {CUSTOMERS: customers.schema, ARTICLES: articles.schema, TRANSACTIONS: month_columns}
+        if run.last_day is not None:
+            schemas |= _snapshot_schemas(tx, articles, run.last_day, options)
+        check_fits(fs, schemas | check.quarantine_schemas(), BACKFILL_FIX)
 
     # Snapshot groups first, each written as soon as it is computed (memory), then the source groups: a failure
     # in a snapshot group's invariants leaves the source groups untouched.
@@ -375,6 +414,11 @@ def incremental(
         step.note = f"newest stored day {watermark:%Y-%m-%d}"
     source = _until(ds.transactions.filter(pl.col(T_DAT) >= watermark + ONE_DAY), options.until)
     customers, articles, tx = _clean_sources(ds, source, log)
+    with log.step("check customers, articles, transactions against the stored groups"):
+        # before they meet the stored rows: another id type or column set would not even concatenate
+        check_fits(
+            fs, {CUSTOMERS: customers.schema, ARTICLES: articles.schema, TRANSACTIONS: tx.schema}, INCREMENTAL_FIX
+        )
 
     with log.step("validate changed customers, articles, new transactions (rows set aside)") as step:
         # Checked whole (a duplicate hides among unchanged rows), then only the changes are written.
@@ -390,6 +434,12 @@ def incremental(
 
     all_tx = pl.concat([stored_tx, tx.select(HISTORY_SOURCE)])
     history_tx, buyers = _with_recorded(fs, all_tx, customer_ids, article_ids, log)
+    with log.step("check the snapshot and quarantine groups against the stored ones"):
+        schemas = check.quarantine_schemas()
+        if tx.height or rebuild_popularity or rebuild_history:
+            last_day = tx.get_column(T_DAT).max() if tx.height else watermark
+            schemas |= _snapshot_schemas(all_tx, all_articles, last_day, options)
+        check_fits(fs, schemas, INCREMENTAL_FIX)
     writes: list[tuple[GroupDef, pl.DataFrame]] = []
     # A new group version is written first, whole, as backfill writes it: a failure later leaves snapshots that
     # the rerun rewrites as they are (the store upserts on key and event time).

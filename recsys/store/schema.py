@@ -162,6 +162,29 @@ def validate_frame(df: pl.DataFrame, schema: pl.Schema, merge_key: Sequence[str]
     return df
 
 
+def schema_changes(schema: pl.Schema, stored: pl.Schema) -> list[str]:
+    """How frames of ``schema`` differ from a group's ``stored`` schema, in words; empty when an insert accepts them.
+
+    The comparison :func:`validate_frame` makes (the same normalisation), but every difference at once and from the
+    schema alone: a pipeline checks all its groups with it before writing any of them.
+    """
+    changes = []
+    missing = [name for name in stored.names() if name not in schema]
+    added = [name for name in schema.names() if name not in stored]
+    if missing:
+        changes.append(f"missing column(s) {missing}")
+    if added:
+        changes.append(f"new column(s) {added}")
+    retyped = [
+        f"{name!r} {normalize_dtype(dtype, name)} (stored {stored[name]})"
+        for name, dtype in schema.items()
+        if name in stored and normalize_dtype(dtype, name) != stored[name]
+    ]
+    if retyped:
+        changes.append(f"retyped column(s) {', '.join(retyped)}")
+    return changes
+
+
 def check_keys(df: pl.DataFrame, merge_key: Sequence[str], group: str) -> None:
     """:class:`ValidationError` when a key column has nulls or two rows share a key (up to 5 rows shown)."""
     _require_columns(df, merge_key, group)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from recsys.config import load_settings
 from recsys.data.dataset import Dataset, FeatureSpec
+from recsys.pipeline.groups import FEATURE_GROUPS
 from recsys.store import Project, connect
 
 D = datetime
@@ -49,3 +51,22 @@ def hand_made() -> Dataset:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return connect(load_settings(backend="local", home=tmp_path / "home"))
+
+
+def snapshot(project: Project) -> dict[str, tuple[int, pl.DataFrame, pl.DataFrame | None]]:
+    fs = project.feature_store
+    state = {}
+    for group in FEATURE_GROUPS:
+        fg = group.get(fs)
+        online = fg.read(online=True).sort(group.primary_key) if group.online_enabled else None
+        state[group.name] = (len(fg.commit_details()), fg.read(), online)
+    return state
+
+
+def assert_unchanged(project: Project, before: dict) -> None:
+    after = snapshot(project)
+    for name, (commits, offline, online) in before.items():
+        assert after[name][0] == commits, f"{name} got a new commit"
+        assert_frame_equal(after[name][1], offline)
+        if online is not None:
+            assert_frame_equal(after[name][2], online)

@@ -13,15 +13,14 @@ from datetime import datetime
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
 from recsys.data.dataset import Dataset
 from recsys.features import FeatureValidationError
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
-from recsys.pipeline.groups import FEATURE_GROUPS, TRANSACTIONS, quarantine_group
+from recsys.pipeline.groups import TRANSACTIONS, quarantine_group
 from recsys.pipeline.views import RETRIEVAL_VIEW
 from recsys.store import NotFoundError, Project
-from tests.integration.pipeline.conftest import hand_made
+from tests.integration.pipeline.conftest import assert_unchanged, hand_made, snapshot
 
 NOW = datetime(2020, 2, 1)
 
@@ -88,25 +87,6 @@ CASES = {
         "t_dat_not_future",
     ),
 }
-
-
-def snapshot(project: Project) -> dict[str, tuple[int, pl.DataFrame, pl.DataFrame | None]]:
-    fs = project.feature_store
-    state = {}
-    for group in FEATURE_GROUPS:
-        fg = group.get(fs)
-        online = fg.read(online=True).sort(group.primary_key) if group.online_enabled else None
-        state[group.name] = (len(fg.commit_details()), fg.read(), online)
-    return state
-
-
-def assert_unchanged(project: Project, before: dict) -> None:
-    after = snapshot(project)
-    for name, (commits, offline, online) in before.items():
-        assert after[name][0] == commits, f"{name} got a new commit"
-        assert_frame_equal(after[name][1], offline)
-        if online is not None:
-            assert_frame_equal(after[name][2], online)
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
