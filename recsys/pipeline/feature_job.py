@@ -58,6 +58,7 @@ from recsys.features import (
     with_month_features,
 )
 from recsys.features.common import cutoff
+from recsys.features.validation import REASON
 from recsys.pipeline.groups import (
     ARTICLE_POPULARITY,
     ARTICLES,
@@ -264,6 +265,19 @@ def _snapshot_schemas(
     return {ARTICLE_POPULARITY: popularity.schema, CUSTOMER_HISTORY: next(chunks).schema}
 
 
+def _every_transaction_bad(check: Checker) -> DataError:
+    """The error of a quarantine run that set every transaction aside: how many, which rules, where they are."""
+    bad = check.bad[TRANSACTIONS]
+    rules = bad.get_column(REASON).str.split("; ").explode().value_counts(sort=True)
+    counts = ", ".join(f"{rule} {n:,}" for rule, n in rules.iter_rows())
+    kept = quarantine_group(TRANSACTIONS)
+    return DataError(
+        f"{TRANSACTIONS.name}: every one of the {bad.height:,} transactions broke a rule ({counts}); they are in "
+        f"feature group '{kept.name}' v{kept.version} and no feature group was written: fix the data (or its spec) "
+        "and run again"
+    )
+
+
 def _spec(ds: Dataset, table: str) -> dict[str, object]:
     """Rule arguments that need the spec: categorical columns must be non-empty strings."""
     return {"features": _features_of(ds, table)}
@@ -278,7 +292,7 @@ def backfill(
     """Recompute and overwrite every feature group from all transactions up to ``options.until``.
 
     The data set must have the stored groups' columns (:mod:`recsys.pipeline.schema_guard`): nothing is written
-    otherwise."""
+    otherwise. A quarantine run that sets every transaction aside writes only the quarantine groups, then stops."""
     log = log or RunLog()
     fs = project.feature_store
     now = options.now or datetime.now()
@@ -305,6 +319,13 @@ def backfill(
         if run.last_day is not None:
             schemas |= _snapshot_schemas(tx, articles, run.last_day, options)
         check_fits(fs, schemas | check.quarantine_schemas(), BACKFILL_FIX)
+    if run.last_day is None:
+        # Quarantine set every transaction aside: no feature group can be computed, but the bad rows are kept
+        # (what the quarantine group is for) so that the user can see why.
+        with log.step("write quarantine") as step:
+            run.quarantined = check.write_quarantine(fs)
+            step.rows = sum(run.quarantined.values())
+        raise _every_transaction_bad(check)
 
     # Snapshot groups first, each written as soon as it is computed (memory), then the source groups: a failure
     # in a snapshot group's invariants leaves the source groups untouched.

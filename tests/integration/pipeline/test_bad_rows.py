@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from recsys.data.dataset import Dataset
+from recsys.errors import DataError
 from recsys.features import FeatureValidationError
 from recsys.pipeline.feature_job import FeatureOptions, backfill, incremental
 from recsys.pipeline.groups import TRANSACTIONS, quarantine_group
@@ -134,3 +135,31 @@ def test_a_clean_run_creates_no_quarantine(project: Project) -> None:
     backfill(project, hand_made(), FeatureOptions(now=NOW, on_bad_rows="quarantine"))
     with pytest.raises(NotFoundError):
         quarantine_group(TRANSACTIONS).get(project.feature_store)
+
+
+def all_in_the_future(ds: Dataset) -> Dataset:
+    return replace(ds, transactions=ds.transactions.with_columns(pl.col("t_dat").dt.offset_by("10y")))
+
+
+def test_quarantine_of_every_transaction_keeps_them_and_writes_no_feature_group(project: Project) -> None:
+    backfill(project, hand_made(), FeatureOptions(now=NOW))
+    before = snapshot(project)
+    with pytest.raises(DataError) as info:
+        backfill(project, all_in_the_future(hand_made()), FeatureOptions(now=NOW, on_bad_rows="quarantine"))
+    assert str(info.value) == (
+        "transactions: every one of the 5 transactions broke a rule (t_dat_not_future 5); they are in feature group "
+        "'transactions_quarantine' v1 and no feature group was written: fix the data (or its spec) and run again"
+    )
+    kept = quarantine_group(TRANSACTIONS).get(project.feature_store).read()
+    assert kept.height == 5 and set(kept["reason"]) == {"t_dat_not_future"}  # there to see why
+    assert_unchanged(project, before)
+
+
+def test_incremental_with_every_new_transaction_bad_writes_only_their_quarantine(project: Project) -> None:
+    backfill(project, hand_made(), FeatureOptions(now=NOW, until=datetime(2020, 1, 5)))
+    before = snapshot(project)
+    future = with_table("transactions", set_last("t_dat", datetime(2030, 1, 1), pl.Datetime("us")))(hand_made())
+    run = incremental(project, future, FeatureOptions(now=NOW, on_bad_rows="quarantine"))
+    assert run.quarantined == {"transactions": 1} and run.last_day is None  # no new day: nothing else to write
+    assert quarantine_group(TRANSACTIONS).get(project.feature_store).read()["reason"].to_list() == ["t_dat_not_future"]
+    assert_unchanged(project, before)
