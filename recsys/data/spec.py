@@ -504,7 +504,14 @@ def _cast(col: _Column, src_dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr | None
     return cast, bad
 
 
+# ISO text that ends in a zone (``Z``, ``+02``, ``+0200``, ``+02:00``) after a time of day; a date alone
+# (``2020-01-05``) must not match, its ``-05`` is the day.
+_ISO_ZONE = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+_UTC = pl.Datetime("us", "UTC")
+
+
 def _timestamp(raw: pl.Expr, src_dtype: pl.DataType, ts: TimestampDef) -> tuple[pl.Expr, str]:
+    """Every path ends in naive UTC (the store's times): a zone in the data is applied, then dropped."""
     if isinstance(src_dtype, pl.Datetime):
         expr = raw.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if src_dtype.time_zone else raw
         return expr.cast(TIMESTAMP_DTYPE), "timestamp"
@@ -519,12 +526,18 @@ def _timestamp(raw: pl.Expr, src_dtype: pl.DataType, ts: TimestampDef) -> tuple[
         return pl.from_epoch(number, time_unit=ts.unit).cast(TIMESTAMP_DTYPE), f"epoch timestamp in {ts.unit}"
     if not is_text:
         raise DataError(f"column '{ts.column}' holds {src_dtype} values: give the timestamp a 'unit' (s, ms, us, ns)")
+    text = raw.str.strip_chars()
     if ts.format is not None:
-        return (
-            raw.str.strip_chars().str.strptime(TIMESTAMP_DTYPE, ts.format, strict=False),
-            f"timestamp with format {ts.format!r}",
-        )
-    return raw.str.strip_chars().str.to_datetime(time_unit="us", strict=False), "ISO date or timestamp"
+        # Parsed as UTC: a %z offset is applied, a format without one reads the text as UTC already.
+        parsed = text.str.strptime(_UTC, ts.format, strict=False)
+        return parsed.dt.replace_time_zone(None), f"timestamp with format {ts.format!r}"
+    # Without a format polars infers one per expression, and a lazy frame cannot mix zoned and naive text in one
+    # inference: values with a zone and values without are parsed apart, each with its own inferred layout.
+    zoned = text.str.contains(_ISO_ZONE)
+    aware = pl.when(zoned).then(text).str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    naive = pl.when(~zoned).then(text).str.to_datetime(time_unit="us", strict=False)
+    expected = "ISO date or timestamp (e.g. 2020-01-05, 2020-01-05T12:30:00, 2020-01-05T12:30:00+02:00)"
+    return pl.coalesce(aware.dt.replace_time_zone(None), naive), expected
 
 
 def _first_offender(lf: pl.LazyFrame, src: str, bad: pl.Expr) -> tuple[int, Any]:

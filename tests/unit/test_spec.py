@@ -145,6 +145,33 @@ def test_epoch_units_iso_timestamps_and_leading_zeros(tmp_path: Path) -> None:
     assert ds.transactions[ARTICLE_ID].to_list() == [10, 11]  # 0010 and 10 are one article
 
 
+def test_iso_timestamps_with_a_zone_become_naive_utc(tmp_path: Path) -> None:
+    # Z, +hh:mm and +hhmm offsets, and zone-less text in one column: all read as naive UTC.
+    tx = (
+        "user,item,when\n1,10,2020-01-02T12:00:00Z\n2,11,2020-01-03T12:00:00+02:00\n"
+        "1,11,2020-01-04T23:30:00-0130\n2,10,2020-01-05 08:00:00\n"
+    )
+    data = _with(("transactions", "timestamp"), "when")
+    data["transactions"] |= {"price": None, "quantity": None, "features": {}}
+    ts = read_dataset(parse_spec(data, _files(tmp_path, tx=tx))).transactions[T_DAT]
+    assert ts.dtype == pl.Datetime("us")
+    assert ts.to_list() == [
+        datetime(2020, 1, 2, 12),
+        datetime(2020, 1, 3, 10),
+        datetime(2020, 1, 5, 1),
+        datetime(2020, 1, 5, 8),
+    ]
+
+
+def test_timestamp_format_with_an_offset_becomes_naive_utc(tmp_path: Path) -> None:
+    tx = "user,item,when\n1,10,2020-01-02T12:00:00+02:00\n2,11,2020-01-03T00:30:00-01:00\n"
+    data = _with(("transactions", "timestamp"), {"column": "when", "format": "%Y-%m-%dT%H:%M:%S%z"})
+    data["transactions"] |= {"price": None, "quantity": None, "features": {}}
+    ts = read_dataset(parse_spec(data, _files(tmp_path, tx=tx))).transactions[T_DAT]
+    assert ts.dtype == pl.Datetime("us")  # a zone left on would not compare with the store's naive times
+    assert ts.to_list() == [datetime(2020, 1, 2, 10), datetime(2020, 1, 3, 1, 30)]
+
+
 def test_parquet_tables_with_native_types(tmp_path: Path) -> None:
     pl.DataFrame(
         {
@@ -316,6 +343,20 @@ def test_unparsable_date(tmp_path: Path) -> None:
     assert _one_line(exc) == (
         f"{tmp_path / 'tx.csv'}: column 'when' cannot be read as timestamp with format '%Y-%m-%d': 1 value(s) "
         f"fail, e.g. '05/01/2020' in data row 3 (spec key transactions.timestamp in {spec_path})"
+    )
+
+
+def test_unparsable_iso_timestamp_with_a_zone(tmp_path: Path) -> None:
+    tx = "user,item,when\n1,10,2020-01-02T12:00:00Z\n2,11,2020-01-32T12:00:00+02:00\n"
+    data = _with(("transactions", "timestamp"), "when")
+    data["transactions"] |= {"price": None, "quantity": None, "features": {}}
+    spec_path = _spec_file(_files(tmp_path, tx=tx), data)
+    with pytest.raises(DataError) as exc:
+        read_dataset(load_spec(spec_path))
+    assert _one_line(exc) == (
+        f"{tmp_path / 'tx.csv'}: column 'when' cannot be read as ISO date or timestamp (e.g. 2020-01-05, "
+        "2020-01-05T12:30:00, 2020-01-05T12:30:00+02:00): 1 value(s) fail, e.g. '2020-01-32T12:00:00+02:00' "
+        f"in data row 2 (spec key transactions.timestamp in {spec_path})"
     )
 
 
