@@ -38,6 +38,7 @@ from recsys.training.splits import (
     SPLITS,
     Split,
     TrainingDataError,
+    check_training_period,
     split_by_time,
     split_per_customer,
     split_random,
@@ -126,6 +127,7 @@ def load_retrieval_data(
     for name, frame in (("validation", val), ("test", test)):
         if frame.height == 0:
             raise TrainingDataError(f"the {name} period before {periods.end:%Y-%m-%d} has no purchases")
+    check_training_period(train, val, test, periods)
     articles, _ = fs.get_feature_view(*ARTICLES_VIEW).training_data()
     customers, _ = fs.get_feature_view(*CUSTOMERS_VIEW).training_data()
     for name, frame in (("retrieval", rows), ("articles", articles), ("customers", customers)):
