@@ -171,11 +171,15 @@ def _retrieval(
 ) -> str:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
-    from recsys.training.retrieval_job import train_retrieval
+    from recsys.training.retrieval_job import check_store_features, train_retrieval
 
+    project = project or connect(settings)
+    features = dataset_features(settings.dataset, settings)
+    # before the oracle is loaded: a store built from another data set has none
+    check_store_features(project, features, settings.dataset)
     result = train_retrieval(
-        project or connect(settings),
-        dataset_features(settings.dataset, settings),
+        project,
+        features,
         config,
         data=data,
         oracle=load_oracle(),
@@ -213,10 +217,15 @@ def _ranking(
     from recsys.data.sources import dataset_features
     from recsys.store import connect
     from recsys.training.ranking_job import train_ranking
+    from recsys.training.retrieval_job import check_store_features
 
+    project = project or connect(settings)
+    features = dataset_features(settings.dataset, settings)
+    # before the oracle is loaded: a store built from another data set has none
+    check_store_features(project, features, settings.dataset)
     result = train_ranking(
-        project or connect(settings),
-        dataset_features(settings.dataset, settings),
+        project,
+        features,
         config,
         run_id=run,
         data=data,
@@ -300,9 +309,10 @@ def all_steps(
     home: Path | None = typer.Option(None, help=HOME_HELP),
 ) -> None:
     """One run: retrieval -> embed (the inference pipeline's step) -> ranking, all under one run id."""
+    from recsys.data.sources import dataset_features
     from recsys.inference.embed import embed_catalogue
     from recsys.store import connect
-    from recsys.training.retrieval_job import load_retrieval_data
+    from recsys.training.retrieval_job import check_store_features, load_retrieval_data
 
     settings = load_settings(backend=backend, home=home, seed=seed, dataset=dataset)
     config = _two_tower_config(set_, epochs, settings.seed)
@@ -310,6 +320,7 @@ def all_steps(
     quiet_tensorflow()
     load_oracle = cache(partial(oracle_for, settings))  # one object: both evaluations share its estimated tastes
     project = connect(settings)  # one connection (on Hopsworks, one login) for every step
+    check_store_features(project, dataset_features(settings.dataset, settings), settings.dataset)  # before any read
     data = load_retrieval_data(project)  # read once: both steps train on its time split
     run_id = _retrieval(settings, config, load_oracle, data=data, project=project)
     embed_catalogue(project, run_id, log=lambda line: console.print(line))

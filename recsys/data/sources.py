@@ -64,8 +64,16 @@ def dataset_features(ref: str, settings: Settings) -> dict[str, dict[str, Featur
     Training reads its rows from the feature store; from the data set it needs only this: which columns are
     categorical, numeric or text.
     """
-    from recsys.data.spec import load_spec
+    from recsys.data.spec import SPECS_DIR, load_spec
 
+    kind, preset = ref.partition(":")[::2]
+    if kind == "synthetic" and preset:
+        from recsys.data.synthetic import get_preset
+
+        # Every preset is written with the shipped spec: reading it generates nothing, so training can check the
+        # features against the store before a data set the store may not be built from is written into the home.
+        get_preset(preset)
+        return load_spec(SPECS_DIR / "synthetic.yaml", base_dir=synthetic_dir(settings, preset)).feature_specs()
     kind, path = _locate(ref, settings)
     if kind == "hm":
         from recsys.data.hm import HM_SPEC

@@ -43,6 +43,8 @@ from recsys.training.retrieval_job import (
     EVALUATION_FILE,
     RetrievalData,
     ceilings,
+    check_features,
+    check_store_features,
     describe_split,
     load_retrieval_data,
 )
@@ -242,6 +244,7 @@ def train_ranking(
     retrieval data when the caller has it already (``training_pipeline all``, which has just trained the towers).
     """
     started = time.perf_counter()
+    check_store_features(project, features)  # before any work: the spec of another data set trains a blind ranker
     run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
     retrieval = run_evaluation(run)
     split = run_split(run, retrieval)
@@ -249,6 +252,7 @@ def train_ranking(
         data = run_data(project, run, split, retrieval.get("rows"), log=log)
     elif data.split != split:
         raise ValueError(f"the data given are split {data.split.describe()}, run {run.run_id} {split.describe()}")
+    check_features(features, data)
     generate = candidate_generator(run, data)
     log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
     ranking, ranker, history, table = fit_ranking(

@@ -27,6 +27,7 @@ import polars as pl
 from recsys.data.dataset import ARTICLE_ID, CUSTOMER_ID, T_DAT, FeatureSpec
 from recsys.data.estimated_oracle import estimated_oracle_once
 from recsys.features.common import cutoff, feature_name
+from recsys.pipeline.groups import ARTICLES, CUSTOMERS, TRANSACTIONS
 from recsys.pipeline.views import ARTICLES_VIEW, CUSTOMERS_VIEW, MISSING_VIEW, RETRIEVAL_VIEW
 from recsys.store.base import Project
 from recsys.store.errors import NotFoundError
@@ -160,6 +161,29 @@ def check_features(features: Mapping[str, Mapping[str, FeatureSpec]], data: Retr
     """The spec's features must be the store's: a spec of another data set would silently train on ids only."""
     columns = {"customers": set(data.customers.columns), "articles": set(data.articles.columns)}
     columns["transactions"] = set(data.train.columns)
+    _refuse_missing(features, columns)
+
+
+def check_store_features(
+    project: Project, features: Mapping[str, Mapping[str, FeatureSpec]], dataset: str | None = None
+) -> None:
+    """:func:`check_features` against the store's group schemas, reading no rows: it runs before the data set's
+    spec could be generated or read and before any training. A store without the groups yet is left to
+    :func:`load_retrieval_data`, whose message says to backfill. ``dataset``: the reference the features came
+    from, named in the message (the default ``synthetic:small`` when no --dataset was given)."""
+    fs = project.feature_store
+    columns: dict[str, set[str]] = {}
+    for table, group in (("customers", CUSTOMERS), ("articles", ARTICLES), ("transactions", TRANSACTIONS)):
+        try:
+            columns[table] = set(group.get(fs).select_all().features)
+        except NotFoundError:
+            return
+    _refuse_missing(features, columns, dataset)
+
+
+def _refuse_missing(
+    features: Mapping[str, Mapping[str, FeatureSpec]], columns: Mapping[str, set[str]], dataset: str | None = None
+) -> None:
     missing = [
         f"{table}.{name}"
         for table, specs in features.items()
@@ -167,8 +191,10 @@ def check_features(features: Mapping[str, Mapping[str, FeatureSpec]], data: Retr
         if table in columns and feature_name(name) not in columns[table]
     ]
     if missing:
+        named = f"{missing[:5]}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        whose = f"dataset {dataset}: its spec's" if dataset else "the dataset spec's"
         raise TrainingDataError(
-            f"the dataset spec's features {missing} are not in the feature store: was the store built from "
+            f"{whose} features {named} are not in the feature store: was the store built from "
             "another data set? Pass the --dataset the feature pipeline used"
         )
     if not any(features.get("articles", {})):
@@ -287,6 +313,7 @@ def train_retrieval(
     ``split`` and ``share``: see :func:`load_retrieval_data`; a random split draws with ``config.seed``.
     """
     started = time.perf_counter()
+    check_store_features(project, features)
     data = data or load_retrieval_data(project, split=split, share=share, seed=config.seed)
     check_features(features, data)
     run_id = run_id or new_run_id()
