@@ -175,14 +175,13 @@ def _retrieval(
 
     project = project or connect(settings)
     features = dataset_features(settings.dataset, settings)
-    # before the oracle is loaded: a store built from another data set has none
-    check_store_features(project, features, settings.dataset)
+    check_store_features(project, features, settings.dataset)  # here to name the --dataset; before any work
     result = train_retrieval(
         project,
         features,
         config,
         data=data,
-        oracle=load_oracle(),
+        load_oracle=load_oracle,
         split=split,
         share=share,
         log=lambda line: console.print(line),
@@ -221,8 +220,7 @@ def _ranking(
 
     project = project or connect(settings)
     features = dataset_features(settings.dataset, settings)
-    # before the oracle is loaded: a store built from another data set has none
-    check_store_features(project, features, settings.dataset)
+    check_store_features(project, features, settings.dataset)  # here to name the --dataset; before any work
     result = train_ranking(
         project,
         features,
@@ -231,7 +229,7 @@ def _ranking(
         data=data,
         n_candidates=candidates,
         n_train_weeks=weeks,
-        oracle=load_oracle(),
+        load_oracle=load_oracle,
         log=lambda line: console.print(line),
     )
     console.print(metric_table(f"whole pipeline on the test week, run {result.run_id}", result.metrics))

@@ -236,12 +236,14 @@ def train_ranking(
     n_candidates: int = 100,
     n_train_weeks: int = 4,
     oracle: Any = None,
+    load_oracle: Callable[[], Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> RankingResult:
     """Train the ranker on the run's candidates, evaluate the pipeline, register it and write the report.
 
     The ranker is trained, validated and tested on the run's own split (:func:`run_data`). ``data``: that split's
     retrieval data when the caller has it already (``training_pipeline all``, which has just trained the towers).
+    ``load_oracle``: instead of ``oracle``, called once the run and its data are checked, before training.
     """
     started = time.perf_counter()
     check_store_features(project, features)  # before any work: the spec of another data set trains a blind ranker
@@ -253,6 +255,7 @@ def train_ranking(
     elif data.split != split:
         raise ValueError(f"the data given are split {data.split.describe()}, run {run.run_id} {split.describe()}")
     check_features(features, data)
+    oracle = load_oracle() if load_oracle is not None else oracle
     generate = candidate_generator(run, data)
     log(f"run {run.run_id}: ranking rows from the top {n_candidates} candidates of each customer-week")
     ranking, ranker, history, table = fit_ranking(

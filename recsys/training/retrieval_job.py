@@ -303,6 +303,7 @@ def train_retrieval(
     *,
     data: RetrievalData | None = None,
     oracle: Any = None,
+    load_oracle: Callable[[], Any] | None = None,
     run_id: str | None = None,
     split: str = "time",
     share: float | None = None,
@@ -311,11 +312,14 @@ def train_retrieval(
     """Train the two towers, evaluate them on the test week and register both under one run id.
 
     ``split`` and ``share``: see :func:`load_retrieval_data`; a random split draws with ``config.seed``.
+    ``load_oracle``: instead of ``oracle``, called once the store's data are checked and before training, so that
+    an empty store or another data set's spec is named before a missing oracle.
     """
     started = time.perf_counter()
     check_store_features(project, features)
     data = data or load_retrieval_data(project, split=split, share=share, seed=config.seed)
     check_features(features, data)
+    oracle = load_oracle() if load_oracle is not None else oracle
     run_id = run_id or new_run_id()
     log(f"run {run_id}: {describe_split(data)}; catalogue {data.articles.height:,} articles")
     if data.split.per_row:
