@@ -49,14 +49,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def oracle_for(settings: Settings) -> Any:
-    """The generator's oracle when the data set is synthetic, else ``None``."""
+    """The generator's oracle when the data set is synthetic (generated first when the home lacks it, e.g. for
+    another --seed than the store's: the oracle is the generator's, not the store's), else ``None``."""
     kind, _, preset = settings.dataset.partition(":")
     if kind != "synthetic":
         return None
     from recsys.data.oracle import Oracle
-    from recsys.data.sources import synthetic_dir
+    from recsys.data.sources import ensure_synthetic
 
-    return Oracle.from_dir(synthetic_dir(settings, preset))
+    return Oracle.from_dir(ensure_synthetic(settings, preset))
 
 
 # Loads the oracle when a step needs it, after the step's own checks (an empty store is named before a missing oracle)
