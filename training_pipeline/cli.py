@@ -172,19 +172,17 @@ def _retrieval(
 ) -> str:
     from recsys.data.sources import dataset_features
     from recsys.store import connect
-    from recsys.training.retrieval_job import check_store_features, train_retrieval
+    from recsys.training.retrieval_job import train_retrieval
 
-    project = project or connect(settings)
-    features = dataset_features(settings.dataset, settings)
-    check_store_features(project, features, settings.dataset)  # here to name the --dataset; before any work
     result = train_retrieval(
-        project,
-        features,
+        project or connect(settings),
+        dataset_features(settings.dataset, settings),
         config,
         data=data,
         load_oracle=load_oracle,
         split=split,
         share=share,
+        dataset=settings.dataset,
         log=lambda line: console.print(line),
     )
     console.print(metric_table(f"retrieval on the test week, run {result.run_id}", result.metrics))
@@ -217,20 +215,17 @@ def _ranking(
     from recsys.data.sources import dataset_features
     from recsys.store import connect
     from recsys.training.ranking_job import train_ranking
-    from recsys.training.retrieval_job import check_store_features
 
-    project = project or connect(settings)
-    features = dataset_features(settings.dataset, settings)
-    check_store_features(project, features, settings.dataset)  # here to name the --dataset; before any work
     result = train_ranking(
-        project,
-        features,
+        project or connect(settings),
+        dataset_features(settings.dataset, settings),
         config,
         run_id=run,
         data=data,
         n_candidates=candidates,
         n_train_weeks=weeks,
         load_oracle=load_oracle,
+        dataset=settings.dataset,
         log=lambda line: console.print(line),
     )
     console.print(metric_table(f"whole pipeline on the test week, run {result.run_id}", result.metrics))

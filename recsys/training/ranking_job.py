@@ -237,6 +237,7 @@ def train_ranking(
     n_train_weeks: int = 4,
     oracle: Any = None,
     load_oracle: Callable[[], Any] | None = None,
+    dataset: str | None = None,
     log: Callable[[str], None] = print,
 ) -> RankingResult:
     """Train the ranker on the run's candidates, evaluate the pipeline, register it and write the report.
@@ -244,9 +245,11 @@ def train_ranking(
     The ranker is trained, validated and tested on the run's own split (:func:`run_data`). ``data``: that split's
     retrieval data when the caller has it already (``training_pipeline all``, which has just trained the towers).
     ``load_oracle``: instead of ``oracle``, called once the run and its data are checked, before training.
+    ``dataset``: the reference ``features`` came from, named when they are not the store's.
     """
     started = time.perf_counter()
-    check_store_features(project, features)  # before any work: the spec of another data set trains a blind ranker
+    if data is None:  # before any work: the spec of another data set trains a blind ranker (given data: checked below)
+        check_store_features(project, features, dataset)
     run = find_run(project.model_registry, run_id, need=RETRIEVAL_MODELS)
     retrieval = run_evaluation(run)
     split = run_split(run, retrieval)

@@ -307,16 +307,19 @@ def train_retrieval(
     run_id: str | None = None,
     split: str = "time",
     share: float | None = None,
+    dataset: str | None = None,
     log: Callable[[str], None] = print,
 ) -> RetrievalResult:
     """Train the two towers, evaluate them on the test week and register both under one run id.
 
     ``split`` and ``share``: see :func:`load_retrieval_data`; a random split draws with ``config.seed``.
     ``load_oracle``: instead of ``oracle``, called once the store's data are checked and before training, so that
-    an empty store or another data set's spec is named before a missing oracle.
+    an empty store or another data set's spec is named before a missing oracle. ``dataset``: the reference
+    ``features`` came from, named when they are not the store's (given ``data``, they are checked against it).
     """
     started = time.perf_counter()
-    check_store_features(project, features)
+    if data is None:
+        check_store_features(project, features, dataset)  # before the read
     data = data or load_retrieval_data(project, split=split, share=share, seed=config.seed)
     check_features(features, data)
     oracle = load_oracle() if load_oracle is not None else oracle
